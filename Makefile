@@ -1,0 +1,41 @@
+# The front door: `make train` and `make test` each set up .venv first on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Without a visible NVIDIA GPU, torch is installed first at this spec (a CPU build where the package
+# index has one); with a GPU, pip resolves torch from pyproject.toml and gets its CUDA build as usual.
+# Point it elsewhere with e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.13.0
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install train test bench bench-quick lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if ! command -v nvidia-smi >/dev/null 2>&1 && ! $(BIN)/python -c "import torch" 2>/dev/null; then \
+		$(BIN)/python -m pip install --quiet $(TORCH_SPEC); fi
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+train: install
+	$(BIN)/fastdqn train $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/run.py
+
+bench-quick: install
+	$(BIN)/python bench/run.py --quick
+
+lint: install
+	$(BIN)/ruff check fastdqn tests bench cli.py
+	$(BIN)/ruff format --check fastdqn tests bench cli.py
+	$(BIN)/mypy fastdqn
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,199 @@
+"""DQNAgent: batched epsilon-greedy acting, the (optionally compiled) TD update, target sync, save/load."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fastdqn.buffer import Batch
+from fastdqn.config import Config
+from fastdqn.device import resolve_device, should_compile
+from fastdqn.envs import EnvSpaces
+from fastdqn.networks import build_q_network, network_signature
+from fastdqn.optim import Adam, FlatParameters, clip_scale
+
+UpdateStats = dict[str, Tensor]
+
+
+class DQNAgent:
+    """An online Q-network, its target copy and their Adam state, all on one device.
+
+    Args:
+        cfg: learning settings (gamma, loss, double_dqn, clipping, target sync, compile, seed).
+        spaces: observation shape/dtype and the number of actions.
+        device: overrides `cfg.device` (already resolved), e.g. when loading a checkpoint.
+    """
+
+    def __init__(self, cfg: Config, spaces: EnvSpaces, device: torch.device | str | None = None):
+        self.cfg = cfg
+        self.spaces = spaces
+        self.device = resolve_device(cfg.device) if device is None else torch.device(device)
+        self.n_actions = spaces.n_actions
+        self.q_network = build_q_network(cfg.network, spaces.obs_shape, spaces.n_actions, cfg.hidden_dim).to(self.device)
+        self.target_network = copy.deepcopy(self.q_network).requires_grad_(False)  # a separate copy, never an alias
+        self.online = FlatParameters(self.q_network)
+        self.target = FlatParameters(self.target_network, grads=False)
+        assert self.online.grad is not None
+        self.optimizer = Adam(self.online.data, self.online.grad, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        self.updates = 0
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(cfg.seed + 1)
+        self.compiled = should_compile(cfg.compile, self.device)
+        self._update_step: Callable[..., tuple[Tensor, Tensor, Tensor]] = self._td_update
+        if self.compiled:
+            self._update_step = torch.compile(self._td_update, mode=cfg.compile_mode)
+
+    @classmethod
+    def from_config(cls, cfg: Config, spaces: EnvSpaces) -> DQNAgent:
+        return cls(cfg, spaces)
+
+    def _as_input(self, obs: Tensor) -> Tensor:
+        return obs.to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def q_values(self, obs: Tensor) -> Tensor:
+        """Q-values (N, n_actions) float32 on the agent's device, for obs (N, *obs_shape)."""
+        q: Tensor = self.q_network(self._as_input(obs))
+        return q
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, epsilon: float) -> Tensor:
+        """Epsilon-greedy actions for every env in one forward pass; each env draws its own coin.
+
+        Args:
+            obs: (N, *obs_shape), any device.
+            epsilon: probability that an env takes a uniform random action.
+        Returns:
+            actions: (N,) int64 on the agent's device.
+        """
+        greedy: Tensor = self.q_network(self._as_input(obs)).argmax(dim=1)  # (N,)
+        if epsilon <= 0.0:
+            return greedy
+        n = greedy.shape[0]
+        random_actions = torch.randint(0, self.n_actions, (n,), generator=self.generator, device=self.device)
+        explore = torch.rand(n, generator=self.generator, device=self.device) < epsilon
+        return torch.where(explore, random_actions, greedy)
+
+    @torch.no_grad()
+    def td_target(self, reward: Tensor, next_obs: Tensor, terminated: Tensor) -> Tensor:
+        """`r + gamma * Q_target(s', a*)`, a* from the online net (Double DQN) or the target's max.
+
+        Args: reward (B,) float32, next_obs (B, *obs_shape), terminated (B,) bool, on the agent's device.
+        Returns: (B,) float32. Only a true terminal cuts the bootstrap: a time-limit end still
+        bootstraps from `next_obs`, the state where the episode was cut.
+        """
+        next_q_target: Tensor = self.target_network(next_obs)  # (B, A)
+        if self.cfg.double_dqn:
+            next_action = self.q_network(next_obs).argmax(dim=1, keepdim=True)  # (B, 1)
+            next_value = next_q_target.gather(1, next_action).squeeze(1)  # (B,)
+        else:
+            next_value = next_q_target.max(dim=1).values
+        return reward + self.cfg.gamma * next_value * (~terminated).to(next_value.dtype)
+
+    def _td_update(
+        self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor, terminated: Tensor, weights: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One gradient step; pure tensor code with fixed shapes so it compiles into one graph."""
+        cfg = self.cfg
+        td_target = self.td_target(reward, next_obs, terminated)
+        q = self.q_network(obs).gather(1, action.unsqueeze(1)).squeeze(1)  # (B,)
+        td_error = td_target - q
+        if cfg.loss == "huber":
+            elementwise = F.smooth_l1_loss(q, td_target, reduction="none")
+        else:
+            elementwise = td_error.square()
+        loss = elementwise.mean() if weights is None else (weights * elementwise).mean()
+        self.online.zero_grad()
+        loss.backward()
+        if cfg.grad_clip_value > 0:
+            self.optimizer.grads.clamp_(-cfg.grad_clip_value, cfg.grad_clip_value)
+        self.optimizer.step(clip_scale(self.optimizer.grads, cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None)
+        return loss.detach(), q.detach().mean(), td_error.detach()
+
+    def update(self, batch: Batch | Mapping[str, Tensor]) -> UpdateStats:
+        """One gradient step on `batch`; syncs the target every `target_update_every` steps.
+
+        Returns device tensors, never read back here: `loss` (), `q_mean` (), `td_error` (B,).
+        """
+        if isinstance(batch, Batch):
+            obs, action, reward, next_obs, terminated, weights = (
+                batch.obs,
+                batch.action,
+                batch.reward,
+                batch.next_obs,
+                batch.terminated,
+                batch.weights,
+            )
+        else:
+            obs, action, reward, next_obs, terminated = (batch[k] for k in ("obs", "action", "reward", "next_obs", "terminated"))
+            weights = batch.get("weights", None)
+        loss, q_mean, td_error = self._update_step(obs, action, reward, next_obs, terminated, weights)
+        self.updates += 1
+        if self.updates % self.cfg.target_update_every == 0:
+            self.sync_target()
+        return {"loss": loss, "q_mean": q_mean, "td_error": td_error}
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Hard copy (tau = 1) or Polyak average (tau < 1) of the online weights into the target."""
+        if self.cfg.tau >= 1.0:
+            self.target.data.copy_(self.online.data)
+        else:
+            self.target.data.lerp_(self.online.data, self.cfg.tau)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to act and to keep learning; plain types and tensors only."""
+        return {
+            "format": "fastdqn-agent-1",
+            "config": dataclasses.asdict(self.cfg),
+            "spaces": {
+                "obs_shape": list(self.spaces.obs_shape),
+                "obs_dtype": str(self.spaces.obs_dtype).removeprefix("torch."),
+                "n_actions": self.n_actions,
+            },
+            "signature": network_signature(self.q_network),
+            "q_network": {k: v.detach().clone() for k, v in self.q_network.state_dict().items()},
+            "target_network": {k: v.detach().clone() for k, v in self.target_network.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        mine = network_signature(self.q_network)
+        if state["signature"] != mine:
+            raise ValueError(f"checkpoint network {state['signature']} does not match this agent's {mine}")
+        self.q_network.load_state_dict(state["q_network"])  # copies into the flat views in place
+        self.target_network.load_state_dict(state["target_network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
+        self.generator.set_state(state["generator"])
+
+    def save(self, path: str | Path) -> Path:
+        from fastdqn.checkpoint import save_atomic
+
+        return save_atomic({"agent": self.state_dict()}, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> DQNAgent:
+        """Rebuild an agent from a checkpoint written by `train` or `save` (weights_only load)."""
+        from fastdqn.checkpoint import load_checkpoint
+
+        state = load_checkpoint(Path(path))["agent"]
+        cfg = Config.from_dict(state["config"])
+        if device is not None:
+            cfg = cfg.replace(device=device)
+        elif cfg.device.startswith("cuda") and not torch.cuda.is_available():
+            cfg = cfg.replace(device="cpu")  # a GPU-trained agent still evaluates on a CPU machine
+        spaces_state = state["spaces"]
+        spaces = EnvSpaces(tuple(spaces_state["obs_shape"]), getattr(torch, spaces_state["obs_dtype"]), int(spaces_state["n_actions"]))
+        agent = cls(cfg.replace(compile="off"), spaces)
+        agent.load_state_dict(state)
+        return agent

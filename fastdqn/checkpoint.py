@@ -1,0 +1,70 @@
+"""Checkpoints: written atomically, loaded without executing code from the file."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fastdqn.config import ConfigError
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint is missing, unreadable or not fastdqn's; the message names the file."""
+
+
+def save_atomic(payload: dict[str, Any], path: Path) -> Path:
+    """Write `payload` so that `path` always holds either the old file or the whole new one.
+
+    A temporary file in the same folder is written and fsynced, then `os.replace`d over `path`
+    (atomic on POSIX and Windows), so a crash or `kill -9` mid-write never leaves a torn checkpoint.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            torch.save(payload, tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):
+        dir_fd = os.open(path.parent, os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)  # make the rename itself durable
+        finally:
+            os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a fastdqn checkpoint with `weights_only=True`: tensors and plain types, never code."""
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pass a checkpoint file or a run folder to commands that take one")
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path} is not a readable fastdqn checkpoint (truncated, corrupted or foreign): {first_line}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("agent"), dict) or payload["agent"].get("format") != "fastdqn-agent-1":
+        raise CheckpointError(f"{path} is a torch file but not a fastdqn checkpoint (no fastdqn agent inside)")
+    return payload
+
+
+def find_checkpoint(run_or_file: Path) -> Path:
+    """A checkpoint file as given, or a run folder's best evaluated policy (else its final one)."""
+    if run_or_file.is_dir():
+        for name in ("best.pt", "final.pt"):
+            if (run_or_file / name).exists():
+                return run_or_file / name
+        raise CheckpointError(f"{run_or_file} holds no checkpoint (best.pt or final.pt); is it a fastdqn run folder?")
+    return run_or_file

@@ -1,0 +1,212 @@
+"""The `fastdqn` command: train, eval, plot, info. `train`'s options are generated from `Config`."""
+
+from __future__ import annotations
+
+import time
+
+START = time.perf_counter()  # earliest point in fastdqn's own code: wall times count the imports
+
+import ast  # noqa: E402
+import dataclasses  # noqa: E402
+import inspect  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import typing  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Any  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from fastdqn import config as config_module  # noqa: E402
+from fastdqn.config import Config, ConfigError, preset  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="fastdqn: fast DQN on Gymnasium vector envs.")
+console = Console()
+err_console = Console(stderr=True)
+
+# Option names that differ from the field names (the short forms users type).
+FLAG_NAMES = {"env_id": ["--env", "--env-id"], "out_dir": ["--out", "--out-dir"]}
+NOT_OPTIONS = {"extra", "preset"}
+
+
+def field_docs() -> dict[str, str]:
+    """Attribute docstrings of `Config`, read from its source (Python keeps none at runtime)."""
+    tree = ast.parse(inspect.getsource(config_module))
+    docs: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "Config":
+            for stmt, nxt in itertools.pairwise(node.body):
+                documented = isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)
+                if documented and isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                    docs[stmt.target.id] = str(nxt.value.value).strip()  # type: ignore[attr-defined]
+    return docs
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _parse_optional_float(name: str, text: str) -> float | None:
+    if text.strip().lower() in ("none", "off", ""):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a number; pass a number or 'none'") from None
+
+
+def _train_options() -> list[inspect.Parameter]:
+    hints = typing.get_type_hints(Config)
+    docs = field_docs()
+    parameters = []
+    for f in dataclasses.fields(Config):
+        if f.name in NOT_OPTIONS:
+            continue
+        hint = hints[f.name]
+        base: type = hint if hint in (int, float, bool) else str
+        flags = FLAG_NAMES.get(f.name, ["--" + f.name.replace("_", "-")])
+        if base is bool:
+            flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
+        default_value = getattr(Config(), f.name)
+        help_text = f"{docs.get(f.name, '')} [default: {default_value}]"
+        annotation = Annotated[base | None, typer.Option(*flags, help=help_text, show_default=False)]  # type: ignore[valid-type]
+        parameters.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+    return parameters
+
+
+def build_config(preset_name: str, config_file: Path | None, values: dict[str, Any]) -> Config:
+    """The preset (or a saved config.json), then every option the user gave on top of it."""
+    cfg = Config.load(config_file) if config_file is not None else preset(preset_name)
+    hints = typing.get_type_hints(Config)
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if hints[name] == (float | None):
+            value = _parse_optional_float(name, value)
+        elif hints[name] == (str | None) and str(value).lower() == "none":
+            value = None
+        changes[name] = value
+    return cfg.replace(**changes)
+
+
+def _train(preset_name: str, config_file: Path | None, quiet: bool, **values: Any) -> None:
+    try:
+        cfg = build_config(preset_name, config_file, values)
+        from fastdqn.train import train
+
+        result = train(cfg, progress=not quiet, start_time=START)
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    table = Table(title=f"fastdqn · {cfg.env_id} · seed {cfg.seed}", show_header=False)
+    table.add_row("env steps", f"{result.env_steps:,}")
+    table.add_row("gradient steps", f"{result.agent.updates:,}")
+    table.add_row("wall time", f"{result.wall_seconds:.2f} s (process start included)")
+    table.add_row("env steps / s", f"{result.env_steps / result.wall_seconds:,.0f}")
+    table.add_row("device", f"{result.agent.device} ({'compiled' if result.agent.compiled else 'eager'} update)")
+    best = "-" if result.best_eval_return is None else f"{result.best_eval_return:.1f}"
+    table.add_row("best greedy eval", best)
+    if result.solved_at_step is not None:
+        table.add_row("solved", f"at {result.solved_at_step:,} env steps, {result.solved_at_seconds:.2f} s")
+    table.add_row("run folder", str(result.run_dir))
+    console.print(table)
+
+
+def _make_train_command() -> Callable[..., None]:
+    def train_command(**kwargs: Any) -> None:
+        _train(kwargs.pop("preset_name"), kwargs.pop("config_file"), kwargs.pop("quiet"), **kwargs)
+
+    fixed = [
+        inspect.Parameter(
+            "preset_name",
+            inspect.Parameter.KEYWORD_ONLY,
+            default="cartpole",
+            annotation=Annotated[str, typer.Option("--preset", help=f"Starting values: {', '.join(config_module.PRESETS)}.")],
+        ),
+        inspect.Parameter(
+            "config_file",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[Path | None, typer.Option("--config", help="Start from a saved config.json instead of a preset.")],
+        ),
+        inspect.Parameter(
+            "quiet",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[bool, typer.Option("--quiet", help="No progress bar.")],
+        ),
+    ]
+    train_command.__signature__ = inspect.Signature(fixed + _train_options())  # type: ignore[attr-defined]
+    train_command.__doc__ = "Train a DQN agent; every option defaults to the chosen preset's value."
+    return train_command
+
+
+app.command("train")(_make_train_command())
+
+
+@app.command("eval")
+def eval_command(
+    run: Annotated[Path, typer.Argument(help="A run folder (uses its best evaluated policy) or a checkpoint file.")],
+    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Greedy episodes.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the evaluation envs.")] = 12345,
+    env: Annotated[str | None, typer.Option("--env", help="Env id (default: the one it was trained on).")] = None,
+    device: Annotated[str | None, typer.Option(help="Device (default: the training device, cpu without CUDA).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"mean", "std", "returns"} as JSON.')] = False,
+) -> None:
+    """Greedy evaluation of a trained agent: prints mean ± std of the episode returns."""
+    from fastdqn.agent import DQNAgent
+    from fastdqn.checkpoint import find_checkpoint
+    from fastdqn.evaluate import evaluate
+
+    if episodes < 1:
+        raise fail(f"--episodes {episodes} must be at least 1")
+    try:
+        path = find_checkpoint(run)
+        agent = DQNAgent.load(path, device=device)
+        returns = evaluate(agent, env or agent.cfg.env_id, episodes=episodes, seed=seed)
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    mean = sum(returns) / len(returns)
+    std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
+    if as_json:
+        sys.stdout.write(json.dumps({"mean": mean, "std": std, "returns": returns}) + "\n")
+    else:
+        console.print(f"{path}: {episodes} greedy episodes on {env or agent.cfg.env_id}: {mean:.2f} ± {std:.2f}")
+
+
+@app.command("plot")
+def plot_command(
+    run: Annotated[Path, typer.Argument(help="A run folder.")],
+    out: Annotated[Path | None, typer.Option(help="PNG path (default: RUN/returns.png).")] = None,
+) -> None:
+    """Plot training returns (with the tutorial's 0.9 smoothing) and greedy evaluations to a PNG."""
+    from fastdqn.plot import plot_run
+
+    if not run.is_dir():
+        raise fail(f"{run} is not a run folder")
+    try:
+        path = plot_run(run, out)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    console.print(f"wrote {path}")
+
+
+@app.command("info")
+def info_command() -> None:
+    """Versions, devices and threads: what to paste into a bug report or next to a benchmark."""
+    from fastdqn.sysinfo import system_info
+
+    table = Table(show_header=False, title="fastdqn info")
+    for key, value in system_info().items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def main() -> None:
+    app()

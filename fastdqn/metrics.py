@@ -1,0 +1,122 @@
+"""Run metrics: per-episode returns, one CSV row per log interval, and the rich progress bar.
+
+Everything here runs at episode ends or log intervals on host numbers; the loss and Q statistics
+arrive as device tensors and are read back (one sync) only when a row is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+COLUMNS = (
+    "env_steps",
+    "updates",
+    "wall_s",
+    "sps",
+    "episodes",
+    "return_mean",
+    "length_mean",
+    "loss",
+    "q_mean",
+    "epsilon",
+    "eval_return_mean",
+    "eval_return_std",
+)
+EPISODE_COLUMNS = ("env_steps", "return", "length")
+
+
+class Metrics:
+    """Writes `metrics.csv` and `episodes.csv` into `run_dir` and drives an optional progress bar.
+
+    Args:
+        start_time: `time.perf_counter()` at the start of the run, so wall seconds include set-up.
+        recent: episodes averaged into `return_mean`.
+    """
+
+    def __init__(self, run_dir: Path, total_steps: int, start_time: float, show_progress: bool = False, recent: int = 20):
+        self.start_time = start_time
+        self.rows: list[dict[str, Any]] = []
+        self.recent_returns: deque[float] = deque(maxlen=recent)
+        self.recent_lengths: deque[int] = deque(maxlen=recent)
+        self.episodes = 0
+        self._last_time = time.perf_counter()
+        self._last_steps = 0
+        self._metrics_file = open(run_dir / "metrics.csv", "w", newline="")  # noqa: SIM115 (closed in close())
+        self._metrics = csv.DictWriter(self._metrics_file, fieldnames=COLUMNS)
+        self._metrics.writeheader()
+        self._episodes_file = open(run_dir / "episodes.csv", "w", newline="")  # noqa: SIM115
+        self._episodes = csv.writer(self._episodes_file)
+        self._episodes.writerow(EPISODE_COLUMNS)
+        self.progress: Any = None
+        if show_progress:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                TextColumn("{task.completed:>9,.0f}/{task.total:,.0f} steps"),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                auto_refresh=False,  # refreshed at log intervals only: no thread competing for the CPU
+            )
+            self._task = self.progress.add_task("train", total=total_steps, status="")
+            self.progress.start()
+
+    def add_episodes(self, env_steps: int, returns: np.ndarray, lengths: np.ndarray) -> None:
+        for ret, length in zip(returns.tolist(), lengths.tolist(), strict=True):
+            self._episodes.writerow((env_steps, ret, length))
+            self.recent_returns.append(ret)
+            self.recent_lengths.append(length)
+        self.episodes += len(returns)
+
+    def log(
+        self, env_steps: int, updates: int, epsilon: float, stats: dict[str, Tensor] | None, eval_returns: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        now = time.perf_counter()
+        elapsed = now - self._last_time
+        row: dict[str, Any] = {
+            "env_steps": env_steps,
+            "updates": updates,
+            "wall_s": round(now - self.start_time, 4),
+            "sps": round((env_steps - self._last_steps) / elapsed, 1) if elapsed > 0 else "",
+            "episodes": self.episodes,
+            "return_mean": round(float(np.mean(self.recent_returns)), 3) if self.recent_returns else "",
+            "length_mean": round(float(np.mean(self.recent_lengths)), 2) if self.recent_lengths else "",
+            "loss": round(stats["loss"].item(), 6) if stats is not None else "",  # the sync point: once per row
+            "q_mean": round(stats["q_mean"].item(), 4) if stats is not None else "",
+            "epsilon": round(epsilon, 4),
+            "eval_return_mean": round(float(eval_returns.mean()), 3) if eval_returns is not None else "",
+            "eval_return_std": round(float(eval_returns.std()), 3) if eval_returns is not None else "",
+        }
+        self._last_time, self._last_steps = now, env_steps
+        self.rows.append(row)
+        self._metrics.writerow(row)
+        self._metrics_file.flush()
+        self._episodes_file.flush()
+        if self.progress is not None:
+            status = f"{_fmt(row['sps'], ',.0f')} steps/s  return {_fmt(row['return_mean'], '.1f')}  eps {epsilon:.3f}  loss {_fmt(row['loss'], '.4f')}"
+            if eval_returns is not None:
+                status += f"  eval {row['eval_return_mean']:.1f}"
+            self.progress.update(self._task, completed=env_steps, status=status)
+            self.progress.refresh()
+        return row
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        self._metrics_file.close()
+        self._episodes_file.close()
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value == "" or value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)

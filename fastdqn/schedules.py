@@ -1,0 +1,23 @@
+"""Exploration schedules: pure functions of the env step, so a resumed run picks up exactly."""
+
+from __future__ import annotations
+
+import math
+
+from fastdqn.config import Config
+
+
+def linear_schedule(start: float, end: float, duration: int, step: int) -> float:
+    """`start` at step 0, `end` from step `duration` on, a straight line between."""
+    fraction = min(max(step, 0) / duration, 1.0)
+    return start + fraction * (end - start)
+
+
+def exponential_schedule(start: float, end: float, decay: int, step: int) -> float:
+    """The tutorial's `end + (start - end) * exp(-step / decay)`."""
+    return end + (start - end) * math.exp(-max(step, 0) / decay)
+
+
+def epsilon_at(cfg: Config, env_step: int) -> float:
+    schedule = linear_schedule if cfg.exploration == "linear" else exponential_schedule
+    return schedule(cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_decay_steps, env_step)
