@@ -170,8 +170,13 @@ def test_save_and_load_round_trip(tmp_path: object) -> None:
 def test_compiled_and_eager_updates_agree() -> None:
     eager, compiled = make_agent(compile="off"), make_agent(compile="on")
     assert compiled.compiled and not eager.compiled
-    for step in range(5):
-        b = random_batch(seed=step)
-        loss_eager, loss_compiled = eager.update(b)["loss"], compiled.update(b)["loss"]
-        assert torch.allclose(loss_eager, loss_compiled, rtol=1e-4, atol=1e-6)
+    b = random_batch(seed=0)
+    assert torch.allclose(eager.update(b)["loss"], compiled.update(b)["loss"], rtol=1e-4, atol=1e-6)
+    from torch._dynamo import config as dynamo_config
+
+    with dynamo_config.patch(error_on_recompile=True):  # fixed shapes: warm-up compiles once
+        for step in range(1, 6):
+            b = random_batch(seed=step)
+            loss_eager, loss_compiled = eager.update(b)["loss"], compiled.update(b)["loss"]
+            assert torch.allclose(loss_eager, loss_compiled, rtol=1e-4, atol=1e-6)
     assert torch.allclose(eager.online.data, compiled.online.data, atol=1e-5)
