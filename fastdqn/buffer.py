@@ -101,6 +101,21 @@ class TensorStorage:
         return {name: storage[index] for name, storage in self.fields.items()}
 
 
+class Storage(Protocol):
+    """Preallocated rows on `device`: `TensorStorage`, or `fastdqn.frames.FrameStorage` for frame stacks."""
+
+    capacity: int
+    device: torch.device
+    fields: dict[str, Tensor]
+
+    @property
+    def nbytes(self) -> int: ...
+
+    def write(self, where: slice | Tensor, rows: Mapping[str, Tensor]) -> None: ...
+
+    def read(self, index: Tensor) -> dict[str, Tensor]: ...
+
+
 class RingWriter:
     """Round-robin positions for a ring of `capacity` rows; `cursor` is the next row to write."""
 
@@ -167,7 +182,7 @@ class ReplayBuffer:
     Build one with `ReplayBuffer.create(capacity, obs_shape, ...)`, or compose the parts yourself.
     """
 
-    def __init__(self, storage: TensorStorage, sampler: Sampler | None = None, writer: RingWriter | None = None):
+    def __init__(self, storage: Storage, sampler: Sampler | None = None, writer: RingWriter | None = None):
         self.storage = storage
         self.sampler: Sampler = sampler if sampler is not None else UniformSampler(storage.device)
         self.writer = writer if writer is not None else RingWriter(storage.capacity)

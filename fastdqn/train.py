@@ -18,6 +18,7 @@ from fastdqn.config import Config, ConfigError
 from fastdqn.device import HostToDevice, resolve_device
 from fastdqn.envs import env_spaces, make_envs, valid_rows
 from fastdqn.evaluate import Evaluator
+from fastdqn.frames import frame_replay_buffer, wants_frame_storage
 from fastdqn.metrics import Metrics
 from fastdqn.schedules import epsilon_at
 
@@ -63,13 +64,17 @@ def train(cfg: Config, progress: bool = False, start_time: float | None = None) 
     seed_everything(cfg.seed)
     envs = make_envs(cfg.env_id, cfg.num_envs, cfg.vectorization_mode)
     spaces = env_spaces(envs, cfg.env_id)
-    buffer = ReplayBuffer.create(cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, seed=cfg.seed)
+    if wants_frame_storage(cfg.replay_storage, cfg.env_id, spaces.obs_shape, spaces.obs_dtype):
+        buffer = frame_replay_buffer(cfg.buffer_capacity, spaces.obs_shape, cfg.num_envs, device, seed=cfg.seed)
+    else:
+        buffer = ReplayBuffer.create(cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, seed=cfg.seed)
     agent = DQNAgent(cfg, spaces, device)
     evaluator = Evaluator(cfg.env_id, cfg.eval_episodes, cfg.seed + 100_000, cfg.vectorization_mode) if cfg.eval_every_steps else None
     run_dir = make_run_dir(cfg)
     metrics = Metrics(run_dir, cfg.total_steps, start_time, show_progress=progress)
     result = RunResult(agent, buffer, metrics.rows, run_dir, 0, 0.0)
     to_device = HostToDevice(device)
+    env_index = torch.arange(cfg.num_envs, device=device)  # lets FrameStorage link each env's rows
 
     obs_np, _ = envs.reset(seed=cfg.seed)
     obs = to_device("obs", obs_np)
@@ -90,6 +95,7 @@ def train(cfg: Config, progress: bool = False, start_time: float | None = None) 
                 "reward": to_device("reward", rewards),
                 "next_obs": next_obs,
                 "terminated": to_device("terminated", terminated),
+                "env": env_index,
             }
             keep = valid_rows(prev_done)  # NEXT_STEP autoreset: drop each env's reset step
             if keep is not None:
