@@ -184,3 +184,22 @@ def test_frame_replay_buffer_samples_stacks_as_tensordict() -> None:
         buffer.extend(rows)
     batch = buffer.sample(8)
     assert batch["obs"].shape == (8, 4, SIZE, SIZE) and batch["next_obs"].dtype == torch.uint8
+
+
+def test_frame_storage_keeps_next_obs_that_is_not_a_one_step_roll() -> None:
+    """n-step rows pair s_t with s_{t+n}: next_obs is then stored as a stack of its own."""
+    seq = torch.arange(1, 12, dtype=torch.uint8)[:, None, None].expand(11, SIZE, SIZE)
+    storage = FrameStorage(8, (SIZE, SIZE), 4, 1, "cpu")
+    for t in range(4):
+        rows = {
+            "obs": seq[t : t + 4][None],
+            "next_obs": seq[t + 3 : t + 7][None],  # three steps ahead
+            "action": torch.tensor([t]),
+            "reward": torch.tensor([0.0]),
+            "terminated": torch.tensor([False]),
+            "env": torch.tensor([0]),
+        }
+        storage.write(slice(t, t + 1), rows)
+    got = storage.read(torch.arange(4))
+    for t in range(4):
+        assert torch.equal(got["obs"][t], seq[t : t + 4]) and torch.equal(got["next_obs"][t], seq[t + 3 : t + 7])
