@@ -194,7 +194,9 @@ try:
     bench_frames_sample = pytest.mark.parametrize("device", _devices)(
         pytest.mark.parametrize("batch_size", [32, 256])(pytest.mark.parametrize("kind", ["frames", "naive"])(bench_frames_sample))
     )
-    bench_frames_extend = pytest.mark.parametrize("device", _devices)(pytest.mark.parametrize("kind", ["frames", "naive"])(bench_frames_extend))
+    bench_frames_extend = pytest.mark.parametrize("device", _devices)(
+        pytest.mark.parametrize("kind", ["frames", "naive"])(bench_frames_extend)
+    )
 except ImportError:  # the script mode needs no pytest
     pass
 

@@ -74,7 +74,7 @@ class LifeLossReset(VectorWrapper):
         super().__init__(env)
         self.prev_done = np.zeros(env.num_envs, dtype=bool)
 
-    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         self.prev_done[:] = False
         return self.env.reset(seed=seed, options=options)
 

@@ -228,7 +228,9 @@ def wants_frame_storage(replay_storage: str, env_id: str, obs_shape: tuple[int, 
     return wanted
 
 
-def frame_replay_buffer(capacity: int, obs_shape: tuple[int, ...], num_envs: int, device: torch.device | str, seed: int = 0) -> ReplayBuffer:
+def frame_replay_buffer(
+    capacity: int, obs_shape: tuple[int, ...], num_envs: int, device: torch.device | str, seed: int = 0
+) -> ReplayBuffer:
     """A uniform `ReplayBuffer` over a `FrameStorage` for (stack, H, W) uint8 observations."""
     stack, height, width = obs_shape
     storage = FrameStorage(capacity, (height, width), stack, num_envs, device)

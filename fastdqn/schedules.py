@@ -27,6 +27,8 @@ def piecewise_schedule(start: float, mid: float, end: float, first: int, second:
 
 def epsilon_at(cfg: Config, env_step: int) -> float:
     if cfg.exploration == "piecewise":
-        return piecewise_schedule(cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_late, cfg.epsilon_decay_steps, cfg.epsilon_late_steps, env_step)
+        return piecewise_schedule(
+            cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_late, cfg.epsilon_decay_steps, cfg.epsilon_late_steps, env_step
+        )
     schedule = linear_schedule if cfg.exploration == "linear" else exponential_schedule
     return schedule(cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_decay_steps, env_step)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from gymnasium.vector import VectorEnv
 
 from fastdqn import Config, ReplayBuffer, train
 from fastdqn.buffer import FIELDS
@@ -112,14 +113,14 @@ def test_atari_eval_env_plays_whole_games(mode: str) -> None:
     assert lives_at_end and all(lives == 0 for lives in lives_at_end)  # only game over ends an episode
 
 
-def _rollout_rows(envs: object, num_envs: int, steps: int) -> list[dict[str, torch.Tensor]]:
+def _rollout_rows(envs: VectorEnv, num_envs: int, steps: int) -> list[dict[str, torch.Tensor]]:
     rows_seen = []
-    obs, _ = envs.reset(seed=0)  # type: ignore[attr-defined]
+    obs, _ = envs.reset(seed=0)
     prev_done = np.zeros(num_envs, dtype=bool)
     rng = np.random.default_rng(0)
     for _ in range(steps):
         actions = rng.integers(0, 4, num_envs)
-        next_obs, rewards, terminated, truncated, _ = envs.step(actions)  # type: ignore[attr-defined]
+        next_obs, rewards, terminated, truncated, _ = envs.step(actions)
         rows = {
             "obs": torch.from_numpy(obs),
             "action": torch.from_numpy(actions),
