@@ -19,14 +19,15 @@ episode end for the learner but not for the game: the step after it is the "rese
 the train loop drops. `LifeLossReset` (ale-py path) and `EpisodicLife` (Gymnasium path) make that
 step a NOOP with reward 0, as DeepMind's EpisodicLifeEnv does, so no real action goes unrecorded.
 
-Speed, Pong, random actions, env steps/s (x4 = frames/s), 2-core shared CPU, ale-py 0.12.1,
-gymnasium 1.4.0, median of 3 (see the issue 6 notes for the exact runs):
+Speed, Pong-v5, random actions, env steps/s (x4 for emulator frames/s), median of 3 rounds
+interleaved across the modes; this 2-core CPU was shared with other jobs, so rounds spread by up
+to 2x (ale-py 0.12.1, gymnasium 1.4.0, numpy 2.4):
 
 | envs | ale-py AtariVectorEnv (2 threads) | Gymnasium sync | Gymnasium async |
 |-----:|----------------------------------:|---------------:|----------------:|
-| 1    | {ALE1}                            | {SYNC1}        | -               |
-| 8    | {ALE8}                            | {SYNC8}        | {ASYNC8}        |
-| 16   | {ALE16}                           | {SYNC16}       | {ASYNC16}       |
+| 1    | 1,104 (4.4k frames/s)             | 830            | -               |
+| 8    | 1,811 (7.2k frames/s)             | 854            | 574             |
+| 16   | 2,103 (8.4k frames/s)             | 936            | 680             |
 
 so `auto` uses ale-py's vector env.
 """

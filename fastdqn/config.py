@@ -61,7 +61,7 @@ class Config:
     """`mlp` (two hidden layers), `dueling` (shared trunk, value + advantage heads), or `nature_cnn`
     (Mnih et al. 2015; picked for any (C, 84, 84) image observation)."""
     hidden_dim: int = 64
-    """Units in each hidden layer."""
+    """Units in each hidden layer of the MLPs (the Nature CNN always has 512)."""
 
     # replay
     buffer_capacity: int = 100_000

@@ -149,6 +149,8 @@ def test_frame_storage_rebuilds_breakout_stacks_across_life_losses(mode: str) ->
     storage = FrameStorage(256, (84, 84), 4, 2, "cpu")
     frames, reference = ReplayBuffer(storage), ReplayBuffer.create(256, (4, 84, 84), torch.uint8, "cpu")
     for rows in all_rows:
+        # every stored row is a real one-step transition: the loop dropped each reset step
+        assert torch.equal(rows["next_obs"][:, :3], rows["obs"][:, 1:])
         frames.extend(rows)
         reference.extend(rows)
     index = torch.arange(256)
