@@ -57,7 +57,7 @@ def _runs(stacks: Tensor) -> Tensor:
 
 
 def _same(a: Tensor, b: Tensor) -> Tensor:
-    """(B,) bool: row-wise equality of two (B, ...) uint8 tensors."""
+    """(B,) bool: row-wise equality of two (B, ...) tensors."""
     return (a == b).flatten(1).all(1)
 
 
