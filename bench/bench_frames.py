@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 if __package__ in (None, ""):
@@ -176,29 +177,24 @@ def _rows_held() -> int:
     return 20_000 if os.environ.get("FASTDQN_BENCH_QUICK") else 50_000
 
 
-def bench_frames_sample(benchmark: Any, kind: str = "frames", batch_size: int = 256, device: str = "cpu") -> None:
+_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
+
+
+@pytest.mark.parametrize("kind", ["frames", "naive"])
+@pytest.mark.parametrize("batch_size", [32, 256])
+@pytest.mark.parametrize("device", _DEVICES)
+def bench_frames_sample(benchmark: Any, kind: str, batch_size: int, device: str) -> None:
     buffer, _ = filled(kind, _rows_held(), device)
     benchmark.extra_info.update(bytes_per_transition=buffer.nbytes / buffer.capacity, storage=kind)
     benchmark.pedantic(sample_fn(buffer, batch_size, device), rounds=20, iterations=10, warmup_rounds=2)
 
 
-def bench_frames_extend(benchmark: Any, kind: str = "frames", device: str = "cpu") -> None:
+@pytest.mark.parametrize("kind", ["frames", "naive"])
+@pytest.mark.parametrize("device", _DEVICES)
+def bench_frames_extend(benchmark: Any, kind: str, device: str) -> None:
     buffer, steps = filled(kind, _rows_held(), device)
+    benchmark.extra_info.update(bytes_per_transition=buffer.nbytes / buffer.capacity, storage=kind, num_envs=NUM_ENVS)
     benchmark.pedantic(extend_fn(buffer, steps, device), rounds=20, iterations=10, warmup_rounds=2)
-
-
-try:
-    import pytest
-
-    _devices = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
-    bench_frames_sample = pytest.mark.parametrize("device", _devices)(
-        pytest.mark.parametrize("batch_size", [32, 256])(pytest.mark.parametrize("kind", ["frames", "naive"])(bench_frames_sample))
-    )
-    bench_frames_extend = pytest.mark.parametrize("device", _devices)(
-        pytest.mark.parametrize("kind", ["frames", "naive"])(bench_frames_extend)
-    )
-except ImportError:  # the script mode needs no pytest
-    pass
 
 
 if __name__ == "__main__":

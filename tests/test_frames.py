@@ -144,6 +144,7 @@ def test_frame_storage_nbytes_close_to_one_frame_per_transition() -> None:
     storage = FrameStorage(capacity, (84, 84), 4, 16, "cpu")
     per_transition = storage.nbytes / capacity
     assert per_transition < 1.1 * 84 * 84  # ~7.5 KB
+    assert per_transition * 1_000_000 < 8e9  # a 1M-transition Atari buffer fits in 8 GB
     naive = ReplayBuffer.create(1_000, (4, 84, 84), torch.uint8, "cpu").nbytes / 1_000
     assert naive / per_transition > 7.0  # ~56 KB stored naively
 
