@@ -183,3 +183,17 @@ def test_train_on_an_ale_id_uses_frames_and_the_cnn_whatever_the_preset(tmp_path
     assert result.agent.updates > 0
     batch = result.buffer.sample(4)
     assert batch["obs"].shape == (4, 4, 84, 84) and batch["obs"].dtype == torch.uint8
+
+
+@needs_ale
+def test_cli_train_atari_preset_reports_frames_per_second(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fastdqn.cli import app
+
+    args = ["train", "--preset", "atari", "--num-envs", "2", "--total-steps", "64", "--learning-starts", "48"]
+    args += ["--buffer-capacity", "500", "--eval-every-steps", "0", "--device", "cpu", "--torch-threads", "1"]
+    args += ["--out", str(tmp_path), "--no-save-plot", "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "frames / s" in result.output and "ALE/Pong-v5" in result.output
