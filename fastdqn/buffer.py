@@ -101,6 +101,39 @@ class TensorStorage:
         # index_select skips advanced indexing's generality: half the time of `storage[index]` here
         return {name: storage.index_select(0, index) for name, storage in self.fields.items()}
 
+    def state_dict(self, size: int) -> dict[str, Any]:
+        """The first `size` rows of every field (the filled ones, in storage order)."""
+        return {"fields": {name: t[:size].clone() for name, t in self.fields.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any], size: int) -> None:
+        for name, storage in self.fields.items():
+            saved = state["fields"][name]
+            if tuple(saved.shape[1:]) != tuple(storage.shape[1:]) or saved.dtype != storage.dtype:
+                raise ValueError(
+                    f"saved buffer field {name!r} is {tuple(saved.shape[1:])} {saved.dtype}, "
+                    f"this buffer's is {tuple(storage.shape[1:])} {storage.dtype}"
+                )
+            storage[:size].copy_(saved)
+
+
+class Storage(Protocol):
+    """Preallocated rows on `device`: `TensorStorage`, or `fastdqn.frames.FrameStorage` for frame stacks."""
+
+    capacity: int
+    device: torch.device
+    fields: dict[str, Tensor]
+
+    @property
+    def nbytes(self) -> int: ...
+
+    def write(self, where: slice | Tensor, rows: Mapping[str, Tensor]) -> None: ...
+
+    def read(self, index: Tensor) -> dict[str, Tensor]: ...
+
+    def state_dict(self, size: int) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any], size: int) -> None: ...
+
 
 class RingWriter:
     """Round-robin positions for a ring of `capacity` rows; `cursor` is the next row to write."""
@@ -168,7 +201,7 @@ class ReplayBuffer:
     Build one with `ReplayBuffer.create(capacity, obs_shape, ...)`, or compose the parts yourself.
     """
 
-    def __init__(self, storage: TensorStorage, sampler: Sampler | None = None, writer: RingWriter | None = None):
+    def __init__(self, storage: Storage, sampler: Sampler | None = None, writer: RingWriter | None = None):
         self.storage = storage
         self.sampler: Sampler = sampler if sampler is not None else UniformSampler(storage.device)
         self.writer = writer if writer is not None else RingWriter(storage.capacity)
@@ -207,12 +240,13 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.writer.size
 
-    def extend(self, rows: Mapping[str, Tensor] | TensorDict) -> None:
+    def extend(self, rows: Mapping[str, Tensor]) -> None:
         """Append B transitions; B may exceed the room before the wrap, or the capacity itself.
 
         Args:
             rows: `obs` (B, *obs_shape), `action` (B,), `reward` (B,), `next_obs` (B, *obs_shape),
-                `terminated` (B,), on any device (copied to the buffer's device and dtypes).
+                `terminated` (B,), on any device (copied to the buffer's device and dtypes); a dict
+                of tensors or a TensorDict.
         """
         n = rows["action"].shape[0]
         for name in FIELDS:
@@ -222,7 +256,7 @@ class ReplayBuffer:
             return
         where, keep = self.writer.advance(n, self.device)
         if keep.start > 0:
-            rows = {name: rows[name][keep] for name in FIELDS}
+            rows = {name: value[keep] for name, value in rows.items()}
         self.storage.write(where, rows)
 
     def sample_tensors(self, batch_size: int) -> Batch:
@@ -253,7 +287,7 @@ class ReplayBuffer:
             "capacity": self.capacity,
             "cursor": self.writer.cursor,
             "size": size,
-            "fields": {name: t[:size].clone() for name, t in self.storage.fields.items()},
+            "storage": self.storage.state_dict(size),
             "sampler": self.sampler.state_dict(),
         }
 
@@ -261,14 +295,7 @@ class ReplayBuffer:
         if state["capacity"] != self.capacity:
             raise ValueError(f"saved buffer has capacity {state['capacity']}, this one {self.capacity}")
         size = int(state["size"])
-        for name, storage in self.storage.fields.items():
-            saved = state["fields"][name]
-            if tuple(saved.shape[1:]) != tuple(storage.shape[1:]) or saved.dtype != storage.dtype:
-                raise ValueError(
-                    f"saved buffer field {name!r} is {tuple(saved.shape[1:])} {saved.dtype}, "
-                    f"this buffer's is {tuple(storage.shape[1:])} {storage.dtype}"
-                )
-            storage[:size].copy_(saved)
+        self.storage.load_state_dict(state["storage"], size)
         self.writer.cursor = int(state["cursor"])
         self.writer.size = size
         self.sampler.load_state_dict(state["sampler"])

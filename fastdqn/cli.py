@@ -117,6 +117,8 @@ def _train(preset_name: str, config_file: Path | None, quiet: bool, resume: Path
     table.add_row("gradient steps", f"{result.agent.updates:,}")
     table.add_row("wall time", f"{result.wall_seconds:.2f} s (process start included)")
     table.add_row("env steps / s", f"{result.env_steps / result.wall_seconds:,.0f}")
+    if cfg.env_id.rpartition(":")[2].startswith("ALE/"):
+        table.add_row("frames / s", f"{4 * result.env_steps / result.wall_seconds:,.0f} (4 emulator frames per env step)")
     table.add_row("device", f"{result.agent.device} ({'compiled' if result.agent.compiled else 'eager'} update)")
     best = "-" if result.best_eval_return is None else f"{result.best_eval_return:.1f}"
     table.add_row("best greedy eval", best)

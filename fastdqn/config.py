@@ -17,9 +17,10 @@ from typing import Any, Literal, get_args
 Device = str  # "cpu", "cuda", "cuda:1", "auto"
 CompileChoice = Literal["auto", "on", "off"]
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
-NetworkKind = Literal["mlp", "dueling"]
+NetworkKind = Literal["mlp", "dueling", "nature_cnn"]
 LossKind = Literal["huber", "mse"]
-ScheduleKind = Literal["linear", "exponential"]
+ScheduleKind = Literal["linear", "exponential", "piecewise"]
+ReplayStorage = Literal["auto", "tensor", "frames"]
 VectorizationMode = Literal["auto", "vector_entry_point", "sync", "async"]
 
 
@@ -63,9 +64,10 @@ class Config:
 
     # network
     network: NetworkKind = "mlp"
-    """`mlp` (two hidden layers) or `dueling` (shared trunk, value + advantage heads)."""
+    """`mlp` (two hidden layers), `dueling` (shared trunk, value + advantage heads), or `nature_cnn`
+    (Mnih et al. 2015; picked for any (C, 84, 84) image observation)."""
     hidden_dim: int = 64
-    """Units in each hidden layer."""
+    """Units in each hidden layer of the MLPs (the Nature CNN always has 512)."""
 
     # replay
     buffer_capacity: int = 100_000
@@ -78,6 +80,8 @@ class Config:
     """Vector steps between rounds of updates."""
     gradient_steps: int = 4
     """Gradient steps per round; replay ratio = gradient_steps * batch_size / (train_every * num_envs)."""
+    replay_storage: ReplayStorage = "auto"
+    """`frames` stores each frame of a (stack, H, W) uint8 observation once; `auto` does so for ALE/ ids."""
 
     # learning
     gamma: float = 0.98
@@ -108,6 +112,10 @@ class Config:
     """Final epsilon."""
     epsilon_decay_steps: int = 8_000
     """Linear: env steps to reach the end value. Exponential: the decay constant."""
+    epsilon_late: float = 0.01
+    """Piecewise only: epsilon reached `epsilon_late_steps` env steps after the linear decay ends."""
+    epsilon_late_steps: int = 4_000_000
+    """Piecewise only: env steps of the second linear segment, from epsilon_end to epsilon_late."""
 
     # evaluation, logging, output
     eval_every_steps: int = 500
@@ -138,7 +146,7 @@ class Config:
     def __post_init__(self) -> None:
         positive: tuple[str, ...] = ("num_envs", "total_steps", "hidden_dim", "buffer_capacity", "batch_size")
         positive += ("train_every", "gradient_steps", "target_update_every", "eval_episodes")
-        positive += ("log_every_steps", "epsilon_decay_steps", "checkpoint_keep")
+        positive += ("log_every_steps", "epsilon_decay_steps", "epsilon_late_steps", "checkpoint_keep")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -162,7 +170,7 @@ class Config:
             raise ConfigError(f"tau={self.tau} must lie in (0, 1]; 1 is a hard copy")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ConfigError(f"learning_rate={self.learning_rate} must be a positive number")
-        for name in ("epsilon_start", "epsilon_end"):
+        for name in ("epsilon_start", "epsilon_end", "epsilon_late"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}={getattr(self, name)} must lie in [0, 1]")
         if self.max_grad_norm < 0 or self.grad_clip_value < 0:
@@ -172,6 +180,7 @@ class Config:
         for name, kind in (("loss", LossKind), ("exploration", ScheduleKind)):
             self._check_choice(name, kind)
         self._check_choice("vectorization_mode", VectorizationMode)
+        self._check_choice("replay_storage", ReplayStorage)
         if not self.device or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"device={self.device!r} is not one of cpu, cuda, cuda:N, auto")
 
@@ -246,7 +255,54 @@ def tutorial() -> Config:
     )
 
 
-PRESETS = {"cartpole": cartpole, "tutorial": tutorial}
+def atari() -> Config:
+    """Nature DQN (Mnih et al. 2015) on an ALE game, Pong unless --env says otherwise.
+
+    Nature's values: batch 32, a 1M-transition replay, 50k transitions before learning, one update
+    per 4 env steps (replay ratio 8), target sync every 10k updates, gamma 0.99, the error clipped
+    to [-1, 1] (the Huber loss), epsilon 1 -> 0.1 over the first 1M env steps (the paper's "final
+    exploration frame" counts agent steps, 4 emulator frames each), then on down to 0.01 over 4M
+    more as later DQN work does. No Double DQN, as in Nature; turn it on with --double-dqn.
+
+    Adam instead of Nature's RMSProp (lr 2.5e-4, momentum 0.95, min squared gradient 0.01):
+    fastdqn has one flat, capturable Adam (optim.py) and no second optimizer to keep fast; Adam
+    at lr 6.25e-5 with eps 1.5e-4 (Hessel et al. 2018; Obando-Ceron and Castro 2021) matches or
+    beats Nature's RMSProp on DQN, and the large eps keeps the early steps, when the second-moment
+    estimate is tiny, from blowing up. Epsilon-greedy evaluation is greedy here (Nature used 0.05).
+    """
+    return Config(
+        preset="atari",
+        env_id="ALE/Pong-v5",
+        num_envs=8,
+        total_steps=10_000_000,
+        torch_threads=0,
+        network="nature_cnn",
+        buffer_capacity=1_000_000,
+        batch_size=32,
+        learning_starts=50_000,
+        train_every=1,
+        gradient_steps=2,
+        gamma=0.99,
+        learning_rate=6.25e-5,
+        adam_eps=1.5e-4,
+        loss="huber",
+        double_dqn=False,
+        max_grad_norm=10.0,
+        target_update_every=10_000,
+        exploration="piecewise",
+        epsilon_start=1.0,
+        epsilon_end=0.1,
+        epsilon_decay_steps=1_000_000,
+        epsilon_late=0.01,
+        epsilon_late_steps=4_000_000,
+        eval_every_steps=250_000,
+        eval_episodes=8,
+        stop_at_return=None,
+        log_every_steps=10_000,
+    )
+
+
+PRESETS = {"cartpole": cartpole, "tutorial": tutorial, "atari": atari}
 
 
 def preset(name: str) -> Config:

@@ -59,7 +59,7 @@ def resolve_vectorization_mode(spec: EnvSpec, mode: str) -> str:
     return "vector_entry_point" if spec.vector_entry_point is not None else "sync"
 
 
-def make_envs(env_id: str, num_envs: int, mode: str = "auto") -> VectorEnv:
+def make_envs(env_id: str, num_envs: int, mode: str = "auto", training: bool = True) -> VectorEnv:
     """`gymnasium.make_vec` with fastdqn's checks; the caller seeds it through `reset(seed=...)`.
 
     Args:
@@ -67,9 +67,16 @@ def make_envs(env_id: str, num_envs: int, mode: str = "auto") -> VectorEnv:
         num_envs: sub-envs stepped together.
         mode: `auto` (the env's own vectorized class when it has one, else `sync`), or a
             `gymnasium.VectorizeMode` value.
+        training: False for evaluation envs; ALE ids then keep lives and raw rewards (atari.py).
     """
     if num_envs < 1:
         raise EnvError(f"num_envs={num_envs} must be at least 1; pass --num-envs N with N >= 1")
+    from fastdqn.atari import is_atari, make_atari_envs
+
+    if is_atari(env_id):
+        envs = make_atari_envs(env_id, num_envs, mode, training)  # Nature preprocessing for any ALE/ id
+        check_spaces(env_id, envs.single_observation_space, envs.single_action_space)
+        return envs
     spec = find_spec(env_id)
     mode = resolve_vectorization_mode(spec, mode)
     if mode == "vector_entry_point" and spec.vector_entry_point is None:

@@ -17,7 +17,7 @@ class Evaluator:
     """
 
     def __init__(self, env_id: str, episodes: int, seed: int, mode: str = "auto"):
-        self.envs = make_envs(env_id, episodes, mode)
+        self.envs = make_envs(env_id, episodes, mode, training=False)
         self.episodes = episodes
         self.seed = seed
 

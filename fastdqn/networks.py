@@ -1,4 +1,4 @@
-"""Q-networks: the tutorial's MLP and a dueling variant. Input (B, *obs_shape), output (B, n_actions)."""
+"""Q-networks: the tutorial's MLP, a dueling variant and the Nature CNN. Input (B, *obs_shape), output (B, n_actions)."""
 
 from __future__ import annotations
 
@@ -46,12 +46,57 @@ class DuelingMLP(MLP):
         return value + advantage - advantage.mean(dim=1, keepdim=True)
 
 
+class NatureCNN(nn.Module):
+    """Mnih et al. 2015: conv 32x8x8/4, 64x4x4/2, 64x3x3/1, then 512 units, ReLU throughout.
+
+    Takes uint8 frames (B, C, 84, 84) as stored and scales them by 1/255 on the device, so replay
+    and the host-to-device copy move bytes, not floats. 512 units is the paper's size, so the
+    `hidden_dim` of the MLP presets does not apply. `dueling` adds a value stream beside the head.
+    """
+
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, dueling: bool = False):
+        super().__init__()
+        if len(obs_shape) != 3:
+            raise ValueError(f"the Nature CNN takes (C, H, W) image observations, not shape {obs_shape}; use --network mlp")
+        channels, height, width = obs_shape
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 32, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, channels, height, width)).shape[1]  # 3136 for 84x84
+        self.hidden = nn.Linear(flat, 512)
+        self.head = nn.Linear(512, n_actions)
+        self.value = nn.Linear(512, 1) if dueling else None
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = self.convs(obs.float() * (1.0 / 255.0))  # (B, 3136)
+        features = F.relu(self.hidden(x))  # (B, 512)
+        q: Tensor = self.head(features)  # (B, A)
+        if self.value is not None:
+            q = self.value(features) + q - q.mean(dim=1, keepdim=True)
+        return q
+
+
+def is_image(obs_shape: tuple[int, ...]) -> bool:
+    """A (C, 84, 84) observation: stacked Atari frames, which the Nature CNN takes."""
+    return len(obs_shape) == 3 and tuple(obs_shape[1:]) == (84, 84)
+
+
 def build_q_network(kind: str, obs_shape: tuple[int, ...], n_actions: int, hidden_dim: int) -> nn.Module:
+    """`kind` names the network; any (C, 84, 84) observation gets the Nature CNN (dueling if asked)."""
+    if kind == "nature_cnn" or is_image(obs_shape):
+        return NatureCNN(obs_shape, n_actions, dueling=kind == "dueling")
     if kind == "mlp":
         return MLP(obs_shape, n_actions, hidden_dim)
     if kind == "dueling":
         return DuelingMLP(obs_shape, n_actions, hidden_dim)
-    raise ValueError(f"unknown network {kind!r}; choose mlp or dueling")
+    raise ValueError(f"unknown network {kind!r}; choose mlp, dueling or nature_cnn")
 
 
 def network_signature(q_network: nn.Module) -> dict[str, list[int]]:

@@ -18,6 +18,17 @@ def exponential_schedule(start: float, end: float, decay: int, step: int) -> flo
     return end + (start - end) * math.exp(-max(step, 0) / decay)
 
 
+def piecewise_schedule(start: float, mid: float, end: float, first: int, second: int, step: int) -> float:
+    """`start` -> `mid` over `first` steps, then `mid` -> `end` over `second` more, then `end`."""
+    if step < first:
+        return linear_schedule(start, mid, first, step)
+    return linear_schedule(mid, end, second, step - first)
+
+
 def epsilon_at(cfg: Config, env_step: int) -> float:
+    if cfg.exploration == "piecewise":
+        return piecewise_schedule(
+            cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_late, cfg.epsilon_decay_steps, cfg.epsilon_late_steps, env_step
+        )
     schedule = linear_schedule if cfg.exploration == "linear" else exponential_schedule
     return schedule(cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_decay_steps, env_step)

@@ -20,6 +20,7 @@ from fastdqn.config import Config, ConfigError, FastDQNError
 from fastdqn.device import HostToDevice, resolve_device
 from fastdqn.envs import env_spaces, make_envs, restore_envs, snapshot_envs, valid_rows
 from fastdqn.evaluate import Evaluator
+from fastdqn.frames import frame_replay_buffer, wants_frame_storage
 from fastdqn.metrics import Metrics
 from fastdqn.schedules import epsilon_at
 from fastdqn.signals import StopRequest, stop_on_signals
@@ -114,7 +115,10 @@ def train(
     saved = _load_for_resume(cfg, resume) if resume is not None else None
     envs = make_envs(cfg.env_id, cfg.num_envs, cfg.vectorization_mode)
     spaces = env_spaces(envs, cfg.env_id)
-    buffer = ReplayBuffer.create(cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, seed=cfg.seed)
+    if wants_frame_storage(cfg.replay_storage, cfg.env_id, spaces.obs_shape, spaces.obs_dtype):
+        buffer = frame_replay_buffer(cfg.buffer_capacity, spaces.obs_shape, cfg.num_envs, device, seed=cfg.seed)
+    else:
+        buffer = ReplayBuffer.create(cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, seed=cfg.seed)
     agent = DQNAgent(cfg, spaces, device)
     evaluator = Evaluator(cfg.env_id, cfg.eval_episodes, cfg.seed + 100_000, cfg.vectorization_mode) if cfg.eval_every_steps else None
     run_dir = resume if resume is not None else make_run_dir(cfg, overwrite)
@@ -138,6 +142,7 @@ def train(
     )
     result.metrics = metrics.rows
     to_device = HostToDevice(device)
+    env_index = torch.arange(cfg.num_envs, device=device)  # lets FrameStorage link each env's rows
     obs_t, stats, last_good_step = to_device("obs", state.obs), None, state.env_steps
     try:
         with stop_on_signals() as stop:
@@ -152,6 +157,7 @@ def train(
                     "reward": to_device("reward", rewards),
                     "next_obs": next_obs_t,
                     "terminated": to_device("terminated", terminated),
+                    "env": env_index,
                 }
                 keep = valid_rows(state.prev_done)  # NEXT_STEP autoreset: drop each env's reset step
                 if keep is not None:
@@ -281,7 +287,10 @@ def _save_checkpoint(
         "metrics": metrics.state_dict(),
         "rng": {
             "python": random.getstate(),
-            "numpy": {**numpy_state, "state": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)), "pos": numpy_state["state"]["pos"]}},
+            "numpy": {
+                **numpy_state,
+                "state": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)), "pos": numpy_state["state"]["pos"]},
+            },
             "torch": torch.get_rng_state(),
         },
     }
@@ -331,6 +340,8 @@ def _restore(saved: dict[str, Any], state: LoopState, result: RunResult, envs: A
     rng = saved["rng"]
     random.setstate(rng["python"])
     numpy_state = rng["numpy"]
-    np.random.set_state({**numpy_state, "state": {"key": numpy_state["state"]["key"].numpy().astype(np.uint32), "pos": numpy_state["state"]["pos"]}})
+    np.random.set_state(
+        {**numpy_state, "state": {"key": numpy_state["state"]["key"].numpy().astype(np.uint32), "pos": numpy_state["state"]["pos"]}}
+    )
     torch.set_rng_state(rng["torch"])
     return time.perf_counter() - float(run["wall_seconds"])

@@ -1,0 +1,63 @@
+"""A tiny pixel env for frame-stack tests, registered on import (ids like `framestack_env:Frames-v0`).
+
+Each frame is random noise with the episode number, the step and the env's seed drawn into its
+first pixels, so every frame differs from every other and a wrong stack cannot pass as right.
+Every `FREEZE`-th step repeats the previous frame exactly, as a static screen does, to exercise
+identical neighbours. Episodes terminate after 1 to 7 steps or run into the TimeLimit at 9.
+`Frames-v0` stacks 4 frames and repeats the first frame at a reset (Gymnasium's default, like
+DeepMind's FrameStack); `ZeroPadFrames-v0` pads with zeros at a reset, like ale-py's vector env.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import FrameStackObservation
+
+SIZE = 6
+TRUNCATE_AT = 9
+FREEZE = 5
+
+
+class FrameCounterEnv(gym.Env[np.ndarray, np.int64]):
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(0, 255, shape=(SIZE, SIZE), dtype=np.uint8)
+        self.action_space = gym.spaces.Discrete(3)
+        self.rng = np.random.default_rng(0)
+        self.episode = -1
+        self.t = 0
+        self.offset = 0
+        self.length = 1
+        self.frame = np.zeros((SIZE, SIZE), dtype=np.uint8)
+
+    def _draw(self) -> np.ndarray:
+        if self.t > 0 and self.t % FREEZE == 0:
+            return self.frame  # a static screen: the same pixels again
+        frame = self.rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8)
+        frame[0, :3] = (self.episode % 256, self.t, self.offset)
+        self.frame = frame
+        return frame
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+            self.offset = seed % 256
+        self.episode += 1
+        self.t = 0
+        self.length = int(self.rng.integers(1, 8)) if self.rng.random() < 0.7 else TRUNCATE_AT + 1
+        return self._draw().copy(), {}
+
+    def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self.t += 1
+        return self._draw().copy(), float(action), self.t >= self.length, False, {}
+
+
+def _stacked(padding: str) -> gym.Env[np.ndarray, np.int64]:
+    return FrameStackObservation(gym.wrappers.TimeLimit(FrameCounterEnv(), TRUNCATE_AT), 4, padding_type=padding)
+
+
+gym.register("Frames-v0", entry_point=lambda: _stacked("reset"))
+gym.register("ZeroPadFrames-v0", entry_point=lambda: _stacked("zero"))
