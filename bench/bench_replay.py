@@ -15,7 +15,7 @@ from bench.conftest import DEVICES, PROFILE, time_micro
 @pytest.mark.parametrize("device", DEVICES)
 def bench_replay_extend(benchmark: Any, device: str, impl: str, num_envs: int) -> None:
     fn = cases.replay_extend(impl, num_envs, device, capacity=PROFILE.replay_rows)
-    time_micro(benchmark, fn, iterations=20 if impl == "baseline" else 100, what=f"extend {num_envs} CartPole rows")
+    time_micro(benchmark, fn, iterations=2 if impl == "baseline" else 5, what=f"extend {num_envs} CartPole rows")
 
 
 @pytest.mark.parametrize("batch_size", [256])
@@ -28,4 +28,4 @@ def bench_replay_sample(benchmark: Any, device: str, impl: str, batch_size: int)
         "tensordict": "sample() TensorDict",
         "baseline": "deque random.sample + torch.tensor",
     }[impl]
-    time_micro(benchmark, fn, iterations=2 if impl == "baseline" else 50, what=f"{what}, {PROFILE.replay_rows:,} rows held")
+    time_micro(benchmark, fn, iterations=1 if impl == "baseline" else 5, what=f"{what}, {PROFILE.replay_rows:,} rows held")

@@ -38,4 +38,4 @@ def bench_update(benchmark: Any, device: str, impl: str, batch_size: int) -> Non
             raise
         pytest.skip(f"torch.compile(mode={mode!r}) failed on {device}: {type(error).__name__}: {first_error_line(error)}")
     what = f"one update, MLP 2x{PROFILE.update_hidden}, batch {batch_size}"
-    time_micro(benchmark, fn, iterations=5, what=what, first_call_s=first_call_s)
+    time_micro(benchmark, fn, iterations=1, what=what, first_call_s=first_call_s)

@@ -50,7 +50,7 @@ class Profile:
     collect_steps_per_env: int
     """Collection rounds run `num_envs * this` env steps (capped below)."""
     e2e_steps: int
-    """Env steps per end-to-end round at the tutorial ratio; 8x that at the 1-per-16 ratio."""
+    """Env steps per end-to-end round at the tutorial ratio; 4x that at the 1-per-16 ratio."""
     e2e_rounds: int
     learning_starts: int
     memory_rows: tuple[int, int]
@@ -63,8 +63,8 @@ class Profile:
 PROFILES = {
     "full": Profile(
         name="full",
-        rounds=30,
-        warmup_rounds=3,
+        rounds=200,
+        warmup_rounds=10,
         replay_rows=100_000,
         act_sizes=(16, 256, 4096),
         update_batches=(256, 1024),
@@ -72,17 +72,17 @@ PROFILES = {
         compile_batches=(256, 1024),
         compile_modes=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
         num_envs=(1, 16, 256),
-        collect_steps_per_env=6_000,
-        e2e_steps=4_000,
-        e2e_rounds=3,
+        collect_steps_per_env=3_000,
+        e2e_steps=2_500,
+        e2e_rounds=2,
         learning_starts=1_000,
         memory_rows=(1_000_000, 100_000),
         solve_seeds=(1, 2, 3, 4, 5),
     ),
     "quick": Profile(
         name="quick",
-        rounds=10,
-        warmup_rounds=2,
+        rounds=50,
+        warmup_rounds=5,
         replay_rows=100_000,
         act_sizes=(16, 256, 4096),
         update_batches=(256, 1024),
@@ -90,10 +90,10 @@ PROFILES = {
         compile_batches=(256,),
         compile_modes=("default",),
         num_envs=(1, 16, 256),
-        collect_steps_per_env=2_000,
-        e2e_steps=1_500,
+        collect_steps_per_env=1_000,
+        e2e_steps=1_000,
         e2e_rounds=1,
-        learning_starts=500,
+        learning_starts=300,
         memory_rows=(1_000_000, 100_000),
         solve_seeds=(1,),
     ),
@@ -322,9 +322,12 @@ def timed_updates(device: str) -> Iterator[list[float]]:
         setattr(DQNAgent, "update", original)  # noqa: B010
 
 
-def base_config(num_envs: int, device: str, total_steps: int, out_dir: Path, learning_starts: int) -> Config:
-    """The tutorial preset's network and learning settings, eval and plots off, run length in env steps."""
-    return fastdqn.preset("tutorial").replace(
+def base_config(
+    num_envs: int, device: str, total_steps: int, out_dir: Path, learning_starts: int, preset: str | None = "tutorial"
+) -> Config:
+    """A preset's settings (the tutorial's; None: the defaults, `Config()`), eval and plots off, length in env steps."""
+    start = fastdqn.preset(preset) if preset is not None else Config()
+    return start.replace(
         num_envs=num_envs,
         device=device,
         total_steps=total_steps,
@@ -338,16 +341,18 @@ def base_config(num_envs: int, device: str, total_steps: int, out_dir: Path, lea
 
 
 def collect(num_envs: int, device: str, profile: Profile, out_dir: Path) -> Callable[[], dict[str, float]]:
-    """`fastdqn.train` with updates turned off (act + env step + extend + bookkeeping); returns its figures."""
+    """`fastdqn.train` of the default preset with updates turned off (act + env step + extend + bookkeeping)."""
     total = min(num_envs * profile.collect_steps_per_env, 2_000_000)
     total = max(total, 16 * num_envs)
     runs = iter(range(1_000_000))
 
     def run() -> dict[str, float]:
-        cfg = base_config(num_envs, device, total, out_dir, learning_starts=0)
+        cfg = base_config(num_envs, device, total, out_dir, learning_starts=0, preset=None)
         cfg = cfg.replace(train_every=10**9, run_name=f"collect-{num_envs}-{next(runs)}")  # no vector step is a multiple: no update
+        cpu_start = time.process_time()
         result = fastdqn.train(cfg)
-        return {"sps": steady_sps(result.metrics), "env_steps": result.env_steps, "wall_s": result.wall_seconds}
+        cpu_s = time.process_time() - cpu_start
+        return {"sps": steady_sps(result.metrics), "env_steps": result.env_steps, "wall_s": result.wall_seconds, "cpu_s": cpu_s}
 
     return run
 
@@ -355,7 +360,7 @@ def collect(num_envs: int, device: str, profile: Profile, out_dir: Path) -> Call
 def train_e2e(impl: str, ratio: str, num_envs: int, device: str, profile: Profile, out_dir: Path) -> Callable[[], dict[str, float]]:
     """A training run at a fixed replay ratio: `fastdqn.train` on the tutorial preset, or the tutorial loop."""
     r = RATIOS[ratio]
-    total = profile.e2e_steps * (1 if ratio == "tutorial" else 8)
+    total = profile.e2e_steps * (1 if ratio == "tutorial" else 4)
     total = max(total, profile.learning_starts + 8 * num_envs)
     train_every, gradient_steps = r.schedule(num_envs)
     runs = iter(range(1_000_000))
@@ -371,9 +376,11 @@ def train_e2e(impl: str, ratio: str, num_envs: int, device: str, profile: Profil
         )
 
         def run_baseline() -> dict[str, float]:
+            cpu_start = time.process_time()
             result: TutorialResult = run_tutorial(settings)
+            cpu_s = time.process_time() - cpu_start
             sps = statistics.median(result.interval_sps[1:] or result.interval_sps)
-            return {"sps": sps, "env_steps": result.env_steps, "updates": result.updates, "wall_s": result.wall_seconds}
+            return {"sps": sps, "env_steps": result.env_steps, "updates": result.updates, "wall_s": result.wall_seconds, "cpu_s": cpu_s}
 
         return run_baseline
 
@@ -384,9 +391,12 @@ def train_e2e(impl: str, ratio: str, num_envs: int, device: str, profile: Profil
         )
         if device.startswith("cuda"):
             torch._dynamo.reset()  # a fresh agent per round compiles from cold; never hit the recompile limit
+        cpu_start = time.process_time()
         with timed_updates(device) as spent:
             result = fastdqn.train(cfg)
+        cpu_s = time.process_time() - cpu_start
         return {
+            "cpu_s": cpu_s,
             "sps": steady_sps(result.metrics),
             "env_steps": result.env_steps,
             "updates": result.agent.updates,

@@ -29,7 +29,11 @@ def _fixed_threads() -> None:
 
 
 def time_micro(benchmark: Any, fn: Callable[[], object], iterations: int, **info: Any) -> None:
-    """Median over `PROFILE.rounds` rounds of `iterations` calls each, after warm-up rounds."""
+    """Median over `PROFILE.rounds` rounds of `iterations` calls each, after warm-up rounds.
+
+    Rounds are kept short (well under a scheduler time slice) so that on a shared machine a round the
+    OS preempts is an outlier in the distribution instead of a bias in every round.
+    """
     benchmark.extra_info.update(unit="s", **info)
     benchmark.pedantic(fn, rounds=PROFILE.rounds, iterations=iterations, warmup_rounds=PROFILE.warmup_rounds)
 
