@@ -14,7 +14,7 @@ def first_error_line(error: BaseException) -> str:
     """The line that names the real error: inductor wraps it as `backend='inductor' raised:` + the cause."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     causes = [line for line in lines if "Error:" in line or "error:" in line]
-    return (causes[0] if causes else lines[0] if lines else "")[:300]
+    return (causes[0] if causes else lines[0] if lines else "")[:220]
 
 
 IMPLS = ["eager", *(f"compiled-{mode}" for mode in PROFILE.compile_modes)]

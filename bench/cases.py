@@ -7,6 +7,7 @@ work takes, not the time to queue it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import time
@@ -325,8 +326,14 @@ def timed_updates(device: str) -> Iterator[list[float]]:
 def base_config(
     num_envs: int, device: str, total_steps: int, out_dir: Path, learning_starts: int, preset: str | None = "tutorial"
 ) -> Config:
-    """A preset's settings (the tutorial's; None: the defaults, `Config()`), eval and plots off, length in env steps."""
+    """A preset's settings (the tutorial's; None: the defaults, `Config()`), eval and plots off, length in env steps.
+
+    Periodic resumable checkpoints are turned off where the Config has them (one is still written at
+    the end): a throughput figure should not depend on how often a run saves its buffer to disk.
+    """
     start = fastdqn.preset(preset) if preset is not None else Config()
+    if "checkpoint_every_steps" in {f.name for f in dataclasses.fields(Config)}:
+        start = start.replace(checkpoint_every_steps=0)
     return start.replace(
         num_envs=num_envs,
         device=device,

@@ -64,6 +64,8 @@ def plot_sps(results_path: Path, out: Path) -> Path:
         else:
             ax.plot(xs, [points[x] for x in xs], style + "o", color=colours[label], label=f"fastdqn {label} ({device})")
     ax.set_xscale("log", base=2)
+    ticks = sorted({n for points in lines.values() for n in points})
+    ax.set_xticks(ticks, [str(n) for n in ticks])
     ax.set_yscale("log")
     ax.set_xlabel("num_envs")
     ax.set_ylabel("env steps / s (median of rounds)")

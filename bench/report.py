@@ -165,10 +165,15 @@ def ordered(rows: list[Row]) -> list[Row]:
 
 
 def main_cells(rows: list[Row]) -> list[list[str]]:
+    """One line per case; non-cpu rows skipped for the same reason (no CUDA) fold into one line per reason."""
     r = ratios(rows)
     cells = []
+    folded: dict[str, list[Row]] = {}
     for row in rows:
         if row.name not in MAIN_CASES:
+            continue
+        if row.status == "skipped" and row.device != "cpu":
+            folded.setdefault(row.reason, []).append(row)
             continue
         found = r[id(row)]
         median = fmt_value(row, row.median) if row.status == "ok" else row.status
@@ -177,6 +182,9 @@ def main_cells(rows: list[Row]) -> list[list[str]]:
             + [fmt_ratio(found.get(c)) if c in found else "" for c in COLUMNS[5:8]]
             + [notes(row)]
         )
+    for reason, skipped in folded.items():
+        devices = ", ".join(sorted({row.device for row in skipped}))
+        cells.append([f"all {len(skipped)} {devices} rows", devices, "skipped", "-", "-", "", "", "", reason])
     return cells
 
 
