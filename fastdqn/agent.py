@@ -46,9 +46,9 @@ class DQNAgent:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed + 1)
         self.compiled = should_compile(cfg.compile, self.device)
-        self._update_step: Callable[..., tuple[Tensor, Tensor, Tensor]] = self._td_update
+        self._loss_fn: Callable[..., tuple[Tensor, Tensor, Tensor]] = self._td_loss
         if self.compiled:
-            self._update_step = torch.compile(self._td_update, mode=cfg.compile_mode)
+            self._loss_fn = torch.compile(self._td_loss, mode=cfg.compile_mode)
 
     @classmethod
     def from_config(cls, cfg: Config, spaces: EnvSpaces) -> DQNAgent:
@@ -97,25 +97,24 @@ class DQNAgent:
             next_value = next_q_target.max(dim=1).values
         return reward + self.cfg.gamma * next_value * (~terminated).to(next_value.dtype)
 
-    def _td_update(
+    def _td_loss(
         self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor, terminated: Tensor, weights: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """One gradient step; pure tensor code with fixed shapes so it compiles into one graph."""
-        cfg = self.cfg
+        """Loss, mean Q and per-sample TD errors of one batch: the part that gets compiled.
+
+        Pure tensor code with fixed shapes, so it compiles to one forward and one backward graph.
+        The optimizer step stays outside: it mutates the flat parameters that the compiled graph
+        reads, which functionalization refuses, and it is a single fused kernel anyway.
+        """
         td_target = self.td_target(reward, next_obs, terminated)
         q = self.q_network(obs).gather(1, action.unsqueeze(1)).squeeze(1)  # (B,)
         td_error = td_target - q
-        if cfg.loss == "huber":
+        if self.cfg.loss == "huber":
             elementwise = F.smooth_l1_loss(q, td_target, reduction="none")
         else:
             elementwise = td_error.square()
         loss = elementwise.mean() if weights is None else (weights * elementwise).mean()
-        self.online.zero_grad()
-        loss.backward()
-        if cfg.grad_clip_value > 0:
-            self.optimizer.grads.clamp_(-cfg.grad_clip_value, cfg.grad_clip_value)
-        self.optimizer.step(clip_scale(self.optimizer.grads, cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None)
-        return loss.detach(), q.detach().mean(), td_error.detach()
+        return loss, q.detach().mean(), td_error.detach()
 
     def update(self, batch: Batch | Mapping[str, Tensor]) -> UpdateStats:
         """One gradient step on `batch`; syncs the target every `target_update_every` steps.
@@ -134,11 +133,17 @@ class DQNAgent:
         else:
             obs, action, reward, next_obs, terminated = (batch[k] for k in ("obs", "action", "reward", "next_obs", "terminated"))
             weights = batch.get("weights", None)
-        loss, q_mean, td_error = self._update_step(obs, action, reward, next_obs, terminated, weights)
+        loss, q_mean, td_error = self._loss_fn(obs, action, reward, next_obs, terminated, weights)
+        self.online.zero_grad()
+        loss.backward()
+        grads = self.optimizer.grads
+        if self.cfg.grad_clip_value > 0:
+            grads.clamp_(-self.cfg.grad_clip_value, self.cfg.grad_clip_value)
+        self.optimizer.step(clip_scale(grads, self.cfg.max_grad_norm) if self.cfg.max_grad_norm > 0 else None)
         self.updates += 1
         if self.updates % self.cfg.target_update_every == 0:
             self.sync_target()
-        return {"loss": loss, "q_mean": q_mean, "td_error": td_error}
+        return {"loss": loss.detach(), "q_mean": q_mean, "td_error": td_error}
 
     @torch.no_grad()
     def sync_target(self) -> None:

@@ -68,3 +68,28 @@ def find_checkpoint(run_or_file: Path) -> Path:
                 return run_or_file / name
         raise CheckpointError(f"{run_or_file} holds no checkpoint (best.pt or final.pt); is it a fastdqn run folder?")
     return run_or_file
+
+
+def checkpoint_path(run_dir: Path, env_steps: int) -> Path:
+    return run_dir / "checkpoints" / f"step-{env_steps:012d}.pt"
+
+
+def write_run_checkpoint(run_dir: Path, payload: dict[str, Any], env_steps: int, keep: int) -> Path:
+    """Write a resumable checkpoint atomically, then delete all but the newest `keep`."""
+    path = save_atomic(payload, checkpoint_path(run_dir, env_steps))
+    for old in sorted((run_dir / "checkpoints").glob("step-*.pt"))[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def latest_run_checkpoint(run_dir: Path) -> Path:
+    """The newest resumable checkpoint of a run; stale temporaries from a killed write are removed."""
+    folder = run_dir / "checkpoints"
+    if not run_dir.is_dir():
+        raise CheckpointError(f"--resume {run_dir}: no such run folder")
+    for stale in folder.glob(".step-*.tmp"):
+        stale.unlink(missing_ok=True)
+    found = sorted(folder.glob("step-*.pt"))
+    if not found:
+        raise CheckpointError(f"--resume {run_dir}: the folder holds no checkpoint (checkpoints/step-*.pt); start a new run instead")
+    return found[-1]

@@ -23,7 +23,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from fastdqn import config as config_module  # noqa: E402
-from fastdqn.config import Config, ConfigError, preset  # noqa: E402
+from fastdqn.config import Config, ConfigError, FastDQNError, preset  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="fastdqn: fast DQN on Gymnasium vector envs.")
 console = Console()
@@ -96,14 +96,22 @@ def build_config(preset_name: str, config_file: Path | None, values: dict[str, A
     return cfg.replace(**changes)
 
 
-def _train(preset_name: str, config_file: Path | None, quiet: bool, **values: Any) -> None:
+def _train(preset_name: str, config_file: Path | None, quiet: bool, resume: Path | None, overwrite: bool, **values: Any) -> None:
     try:
-        cfg = build_config(preset_name, config_file, values)
+        if resume is not None:
+            given = sorted(name for name, value in values.items() if value is not None and name != "total_steps")
+            if given:
+                raise ConfigError(f"--resume continues a run with its saved config; only --total-steps may change (got {', '.join(given)})")
+            if not (resume / "config.json").exists():
+                raise ConfigError(f"--resume {resume}: no config.json there; is it a fastdqn run folder?")
+            cfg = build_config(preset_name, resume / "config.json", values)
+        else:
+            cfg = build_config(preset_name, config_file, values)
         from fastdqn.train import train
 
-        result = train(cfg, progress=not quiet, start_time=START)
-    except ConfigError as error:
-        raise fail(str(error)) from None
+        result = train(cfg, progress=not quiet, start_time=START, resume=resume, overwrite=overwrite)
+    except FastDQNError as error:
+        raise fail(str(error), error.exit_code) from None
     table = Table(title=f"fastdqn · {cfg.env_id} · seed {cfg.seed}", show_header=False)
     table.add_row("env steps", f"{result.env_steps:,}")
     table.add_row("gradient steps", f"{result.agent.updates:,}")
@@ -120,7 +128,14 @@ def _train(preset_name: str, config_file: Path | None, quiet: bool, **values: An
 
 def _make_train_command() -> Callable[..., None]:
     def train_command(**kwargs: Any) -> None:
-        _train(kwargs.pop("preset_name"), kwargs.pop("config_file"), kwargs.pop("quiet"), **kwargs)
+        _train(
+            kwargs.pop("preset_name"),
+            kwargs.pop("config_file"),
+            kwargs.pop("quiet"),
+            kwargs.pop("resume"),
+            kwargs.pop("overwrite"),
+            **kwargs,
+        )
 
     fixed = [
         inspect.Parameter(
@@ -140,6 +155,18 @@ def _make_train_command() -> Callable[..., None]:
             inspect.Parameter.KEYWORD_ONLY,
             default=False,
             annotation=Annotated[bool, typer.Option("--quiet", help="No progress bar.")],
+        ),
+        inspect.Parameter(
+            "resume",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[Path | None, typer.Option("--resume", help="Continue this run folder from its newest checkpoint.")],
+        ),
+        inspect.Parameter(
+            "overwrite",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder of the same name.")],
         ),
     ]
     train_command.__signature__ = inspect.Signature(fixed + _train_options())  # type: ignore[attr-defined]
@@ -170,8 +197,8 @@ def eval_command(
         path = find_checkpoint(run)
         agent = DQNAgent.load(path, device=device)
         returns = evaluate(agent, env or agent.cfg.env_id, episodes=episodes, seed=seed)
-    except ConfigError as error:
-        raise fail(str(error)) from None
+    except FastDQNError as error:
+        raise fail(str(error), error.exit_code) from None
     mean = sum(returns) / len(returns)
     std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
     if as_json:

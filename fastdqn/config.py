@@ -23,7 +23,13 @@ ScheduleKind = Literal["linear", "exponential"]
 VectorizationMode = Literal["auto", "vector_entry_point", "sync", "async"]
 
 
-class ConfigError(ValueError):
+class FastDQNError(Exception):
+    """An error a user can cause or act on: the CLI prints its message as one line and exits with `exit_code`."""
+
+    exit_code = 2
+
+
+class ConfigError(FastDQNError, ValueError):
     """A user-settable value is out of range; the message names the field, the value and the fix."""
 
 
@@ -112,6 +118,12 @@ class Config:
     """Stop once a greedy evaluation's mean return reaches this (None: run to total_steps)."""
     log_every_steps: int = 2_000
     """Env steps between metric rows and progress refreshes."""
+    checkpoint_every_steps: int = 50_000
+    """Env steps between resumable checkpoints (0: only at the end)."""
+    checkpoint_keep: int = 3
+    """Resumable checkpoints kept in `checkpoints/` (older ones are deleted)."""
+    save_buffer: bool = True
+    """Put the replay buffer's filled rows into checkpoints, for an exact resume."""
     out_dir: str = "runs"
     """Parent folder of run folders."""
     run_name: str | None = None
@@ -126,12 +138,12 @@ class Config:
     def __post_init__(self) -> None:
         positive: tuple[str, ...] = ("num_envs", "total_steps", "hidden_dim", "buffer_capacity", "batch_size")
         positive += ("train_every", "gradient_steps", "target_update_every", "eval_episodes")
-        positive += ("log_every_steps", "epsilon_decay_steps")
+        positive += ("log_every_steps", "epsilon_decay_steps", "checkpoint_keep")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name}={value!r} must be a positive integer; pass {_option(name)} N with N >= 1")
-        for name in ("learning_starts", "eval_every_steps", "torch_threads"):
+        for name in ("learning_starts", "eval_every_steps", "torch_threads", "checkpoint_every_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
         if self.batch_size > self.buffer_capacity:

@@ -119,3 +119,64 @@ def valid_rows(prev_done: np.ndarray) -> np.ndarray | None:
     if not prev_done.any():
         return None
     return np.flatnonzero(~prev_done)
+
+
+_PLAIN = (int, float, bool, str, type(None), np.generic)
+
+
+def _capture(obj: object) -> dict[str, Any]:
+    """Plain attributes of one env object (arrays as tensors), and its numpy generator's state."""
+    state: dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            state[name] = torch.from_numpy(value.copy())
+        elif isinstance(value, _PLAIN):
+            state[name] = value.item() if isinstance(value, np.generic) else value
+        elif isinstance(value, np.random.Generator):
+            state[name] = {"bit_generator_state": value.bit_generator.state}
+    return state
+
+
+def _apply(obj: object, state: dict[str, Any]) -> None:
+    for name, value in state.items():
+        if isinstance(value, dict) and "bit_generator_state" in value:
+            getattr(obj, name).bit_generator.state = value["bit_generator_state"]
+        elif isinstance(value, torch.Tensor):
+            setattr(obj, name, value.numpy().copy())
+        else:
+            setattr(obj, name, value)
+
+
+def _layers(envs: VectorEnv) -> list[object] | None:
+    """The objects whose plain attributes are the whole env state, or None where that is not known."""
+    if type(envs).__module__.startswith("gymnasium.envs.classic_control"):
+        return [envs]  # the vectorized classic-control envs keep everything in numpy arrays
+    if isinstance(envs, gym.vector.SyncVectorEnv):
+        layers: list[object] = [envs]
+        for env in envs.envs:
+            if not type(env.unwrapped).__module__.startswith("gymnasium.envs.classic_control"):
+                return None
+            while isinstance(env, gym.Wrapper):
+                layers.append(env)
+                env = env.env
+            layers.append(env)
+        return layers
+    return None
+
+
+def snapshot_envs(envs: VectorEnv) -> list[dict[str, Any]] | None:
+    """The exact state of a vector env of classic-control envs (CartPole, Acrobot, MountainCar...).
+
+    Other envs (Box2D, MuJoCo, Atari, async vector envs, your own) return None: their state is not
+    plain data fastdqn can read, so a resumed run resets them with a fresh seed instead.
+    """
+    layers = _layers(envs)
+    return None if layers is None else [_capture(layer) for layer in layers]
+
+
+def restore_envs(envs: VectorEnv, snapshot: list[dict[str, Any]]) -> None:
+    layers = _layers(envs)
+    if layers is None or len(layers) != len(snapshot):
+        raise EnvError("the saved env state does not fit this env; resume with the env the run was started with")
+    for layer, state in zip(layers, snapshot, strict=True):
+        _apply(layer, state)

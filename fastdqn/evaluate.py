@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from fastdqn.agent import DQNAgent
-from fastdqn.envs import make_envs
+from fastdqn.envs import EnvError, env_spaces, make_envs
 
 
 class Evaluator:
@@ -41,6 +41,13 @@ class Evaluator:
 def evaluate(agent: DQNAgent, env_id: str, episodes: int = 20, seed: int = 0, mode: str = "auto") -> list[float]:
     """Per-episode greedy returns of `agent` on `env_id`."""
     evaluator = Evaluator(env_id, episodes, seed, mode)
+    spaces = env_spaces(evaluator.envs, env_id)
+    if spaces != agent.spaces:
+        evaluator.close()
+        raise EnvError(
+            f"the agent was trained on observations {agent.spaces.obs_shape} {agent.spaces.obs_dtype} with {agent.n_actions} actions, "
+            f"but {env_id} has {spaces.obs_shape} {spaces.obs_dtype} with {spaces.n_actions}; evaluate it on the env it was trained on"
+        )
     try:
         return [float(r) for r in evaluator.run(agent)]
     finally:

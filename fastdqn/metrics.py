@@ -41,7 +41,16 @@ class Metrics:
         recent: episodes averaged into `return_mean`.
     """
 
-    def __init__(self, run_dir: Path, total_steps: int, start_time: float, show_progress: bool = False, recent: int = 20):
+    def __init__(
+        self,
+        run_dir: Path,
+        total_steps: int,
+        start_time: float,
+        show_progress: bool = False,
+        recent: int = 20,
+        resume_at: int | None = None,
+        state: dict[str, Any] | None = None,
+    ):
         self.start_time = start_time
         self.rows: list[dict[str, Any]] = []
         self.recent_returns: deque[float] = deque(maxlen=recent)
@@ -49,12 +58,24 @@ class Metrics:
         self.episodes = 0
         self._last_time = time.perf_counter()
         self._last_steps = 0
-        self._metrics_file = open(run_dir / "metrics.csv", "w", newline="")  # noqa: SIM115 (closed in close())
+        if resume_at is not None:
+            # rows written after the checkpoint (a crash between checkpoints) are dropped, so the
+            # resumed run appends exactly where the checkpoint left off: no duplicate, no gap
+            self.rows = [_parse(row) for row in _keep_rows(run_dir / "metrics.csv", COLUMNS, resume_at)]
+            _keep_rows(run_dir / "episodes.csv", EPISODE_COLUMNS, resume_at)
+            self._last_steps = resume_at
+        if state is not None:
+            self.episodes = int(state["episodes"])
+            self.recent_returns.extend(state["recent_returns"])
+            self.recent_lengths.extend(state["recent_lengths"])
+        mode = "w" if resume_at is None else "a"
+        self._metrics_file = open(run_dir / "metrics.csv", mode, newline="")  # noqa: SIM115 (closed in close())
         self._metrics = csv.DictWriter(self._metrics_file, fieldnames=COLUMNS)
-        self._metrics.writeheader()
-        self._episodes_file = open(run_dir / "episodes.csv", "w", newline="")  # noqa: SIM115
+        self._episodes_file = open(run_dir / "episodes.csv", mode, newline="")  # noqa: SIM115
         self._episodes = csv.writer(self._episodes_file)
-        self._episodes.writerow(EPISODE_COLUMNS)
+        if resume_at is None:
+            self._metrics.writeheader()
+            self._episodes.writerow(EPISODE_COLUMNS)
         self.progress: Any = None
         if show_progress:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -67,7 +88,7 @@ class Metrics:
                 TimeElapsedColumn(),
                 auto_refresh=False,  # refreshed at log intervals only: no thread competing for the CPU
             )
-            self._task = self.progress.add_task("train", total=total_steps, status="")
+            self._task = self.progress.add_task("train", total=total_steps, completed=self._last_steps, status="")
             self.progress.start()
 
     def add_episodes(self, env_steps: int, returns: np.ndarray, lengths: np.ndarray) -> None:
@@ -109,6 +130,9 @@ class Metrics:
             self.progress.refresh()
         return row
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"episodes": self.episodes, "recent_returns": list(self.recent_returns), "recent_lengths": list(self.recent_lengths)}
+
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
@@ -120,3 +144,29 @@ def _fmt(value: Any, spec: str) -> str:
     if value == "" or value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return format(value, spec)
+
+
+def _keep_rows(path: Path, columns: tuple[str, ...], up_to_step: int) -> list[dict[str, str]]:
+    """Rewrite `path` keeping the rows with env_steps <= up_to_step; returns them."""
+    rows: list[dict[str, str]] = []
+    if path.exists():
+        with path.open(newline="") as f:
+            rows = [row for row in csv.DictReader(f) if int(row["env_steps"]) <= up_to_step]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return rows
+
+
+def _parse(row: dict[str, str]) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for key, text in row.items():
+        if text == "":
+            parsed[key] = ""
+        else:
+            number = float(text)
+            parsed[key] = int(number) if number.is_integer() and "." not in text else number
+    return parsed

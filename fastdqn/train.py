@@ -1,8 +1,9 @@
-"""The training loop: act -> env step -> extend -> update -> evaluate -> log, top to bottom."""
+"""The training loop: act -> env step -> extend -> update -> evaluate -> log -> checkpoint, top to bottom."""
 
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,12 +15,29 @@ import torch
 
 from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
-from fastdqn.config import Config, ConfigError
+from fastdqn.checkpoint import latest_run_checkpoint, load_checkpoint, write_run_checkpoint
+from fastdqn.config import Config, ConfigError, FastDQNError
 from fastdqn.device import HostToDevice, resolve_device
-from fastdqn.envs import env_spaces, make_envs, valid_rows
+from fastdqn.envs import env_spaces, make_envs, restore_envs, snapshot_envs, valid_rows
 from fastdqn.evaluate import Evaluator
 from fastdqn.metrics import Metrics
 from fastdqn.schedules import epsilon_at
+from fastdqn.signals import StopRequest, stop_on_signals
+
+
+class TrainingFailed(FastDQNError):
+    """Training cannot go on (non-finite loss, an env that raised); earlier checkpoints are kept."""
+
+    exit_code = 1
+
+
+class TrainingInterrupted(FastDQNError):
+    """SIGINT or SIGTERM arrived: a checkpoint was written at the current step."""
+
+    def __init__(self, message: str, checkpoint: Path, exit_code: int):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -28,14 +46,29 @@ class RunResult:
     buffer: ReplayBuffer
     metrics: list[dict[str, Any]]
     run_dir: Path
-    env_steps: int
-    wall_seconds: float
+    env_steps: int = 0
+    wall_seconds: float = 0.0
     best_eval_return: float | None = None
     solved_at_step: int | None = None
     """First env step at which a greedy evaluation reached `stop_at_return`."""
     solved_at_seconds: float | None = None
-    """Wall seconds from the start of `train` to that evaluation."""
+    """Wall seconds from the start of the run to that evaluation."""
     eval_history: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass
+class LoopState:
+    """Everything the loop carries from one vector step to the next (saved in checkpoints)."""
+
+    obs: np.ndarray
+    prev_done: np.ndarray
+    episode_returns: np.ndarray
+    episode_lengths: np.ndarray
+    env_steps: int = 0
+    vector_steps: int = 0
+    next_eval: int = 0
+    next_log: int = 0
+    next_checkpoint: int = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -44,96 +77,156 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_run_dir(cfg: Config) -> Path:
+def make_run_dir(cfg: Config, overwrite: bool = False) -> Path:
     name = cfg.run_name or f"{cfg.env_id.replace('/', '_').replace(':', '_')}-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S-%f}"
     run_dir = Path(cfg.out_dir) / name
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"{run_dir} already holds a run; pick another --run-name or --out")
+        if not overwrite:
+            raise ConfigError(
+                f"{run_dir} already holds a run; continue it with --resume {run_dir}, replace it with --overwrite, or pick another --run-name"
+            )
+        shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(cfg.to_json())
     return run_dir
 
 
-def train(cfg: Config, progress: bool = False, start_time: float | None = None) -> RunResult:
-    """Train a DQN agent as `cfg` says; returns the agent, its buffer, the metric rows and the run folder."""
+def train(
+    cfg: Config,
+    progress: bool = False,
+    start_time: float | None = None,
+    resume: Path | None = None,
+    overwrite: bool = False,
+    interrupt_at_step: int | None = None,
+) -> RunResult:
+    """Train a DQN agent as `cfg` says; returns the agent, its buffer, the metric rows and the run folder.
+
+    Args:
+        resume: a run folder to continue from its newest checkpoint (its config.json must match cfg
+            except for total_steps).
+        interrupt_at_step: behave as if SIGINT arrived at this env step (scripted preemption, tests).
+    """
     start_time = time.perf_counter() if start_time is None else start_time
     device = resolve_device(cfg.device)
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
+    saved = _load_for_resume(cfg, resume) if resume is not None else None
     envs = make_envs(cfg.env_id, cfg.num_envs, cfg.vectorization_mode)
     spaces = env_spaces(envs, cfg.env_id)
     buffer = ReplayBuffer.create(cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, seed=cfg.seed)
     agent = DQNAgent(cfg, spaces, device)
     evaluator = Evaluator(cfg.env_id, cfg.eval_episodes, cfg.seed + 100_000, cfg.vectorization_mode) if cfg.eval_every_steps else None
-    run_dir = make_run_dir(cfg)
-    metrics = Metrics(run_dir, cfg.total_steps, start_time, show_progress=progress)
-    result = RunResult(agent, buffer, metrics.rows, run_dir, 0, 0.0)
+    run_dir = resume if resume is not None else make_run_dir(cfg, overwrite)
+    obs, _ = envs.reset(seed=cfg.seed)
+    state = LoopState(obs, np.zeros(cfg.num_envs, dtype=bool), np.zeros(cfg.num_envs), np.zeros(cfg.num_envs, dtype=np.int64))
+    state.next_eval, state.next_log, state.next_checkpoint = (
+        cfg.eval_every_steps,
+        cfg.log_every_steps,
+        cfg.checkpoint_every_steps or cfg.total_steps,
+    )
+    result = RunResult(agent, buffer, [], run_dir)
+    if saved is not None:
+        start_time = _restore(saved, state, result, envs)
+    metrics = Metrics(
+        run_dir,
+        cfg.total_steps,
+        start_time,
+        progress,
+        resume_at=state.env_steps if saved else None,
+        state=saved["metrics"] if saved else None,
+    )
+    result.metrics = metrics.rows
     to_device = HostToDevice(device)
-
-    obs_np, _ = envs.reset(seed=cfg.seed)
-    obs = to_device("obs", obs_np)
-    prev_done = np.zeros(cfg.num_envs, dtype=bool)
-    episode_returns = np.zeros(cfg.num_envs)
-    episode_lengths = np.zeros(cfg.num_envs, dtype=np.int64)
-    env_steps, vector_steps, stats = 0, 0, None
-    next_eval, next_log = cfg.eval_every_steps, cfg.log_every_steps
+    obs_t, stats, last_good_step = to_device("obs", state.obs), None, state.env_steps
+    path = run_dir / "checkpoints"
     try:
-        while env_steps < cfg.total_steps:
-            epsilon = epsilon_at(cfg, env_steps)
-            actions = agent.act(obs, epsilon)
-            next_obs_np, rewards, terminated, truncated, _ = envs.step(actions.cpu().numpy())  # the per-step sync
-            next_obs = to_device("next_obs", next_obs_np)
-            rows = {
-                "obs": obs,
-                "action": actions,
-                "reward": to_device("reward", rewards),
-                "next_obs": next_obs,
-                "terminated": to_device("terminated", terminated),
-            }
-            keep = valid_rows(prev_done)  # NEXT_STEP autoreset: drop each env's reset step
-            if keep is not None:
-                keep_index = torch.from_numpy(keep).to(device)
-                rows = {name: value.to(device)[keep_index] for name, value in rows.items()}
-            buffer.extend(rows)
+        with stop_on_signals() as stop:
+            while state.env_steps < cfg.total_steps:
+                epsilon = epsilon_at(cfg, state.env_steps)
+                actions = agent.act(obs_t, epsilon)
+                next_obs, rewards, terminated, truncated = _env_step(envs, actions.cpu().numpy(), state.env_steps)  # the per-step sync
+                next_obs_t = to_device("next_obs", next_obs)
+                rows = {
+                    "obs": obs_t,
+                    "action": actions,
+                    "reward": to_device("reward", rewards),
+                    "next_obs": next_obs_t,
+                    "terminated": to_device("terminated", terminated),
+                }
+                keep = valid_rows(state.prev_done)  # NEXT_STEP autoreset: drop each env's reset step
+                if keep is not None:
+                    keep_index = torch.from_numpy(keep).to(device)
+                    rows = {name: value.to(device)[keep_index] for name, value in rows.items()}
+                buffer.extend(rows)
 
-            episode_returns = np.where(prev_done, 0.0, episode_returns + rewards)
-            episode_lengths = np.where(prev_done, 0, episode_lengths + 1)
-            prev_done = terminated | truncated
-            env_steps += cfg.num_envs
-            vector_steps += 1
-            if prev_done.any():
-                metrics.add_episodes(env_steps, episode_returns[prev_done], episode_lengths[prev_done])
+                state.episode_returns = np.where(state.prev_done, 0.0, state.episode_returns + rewards)
+                state.episode_lengths = np.where(state.prev_done, 0, state.episode_lengths + 1)
+                state.prev_done = terminated | truncated
+                state.env_steps += cfg.num_envs
+                state.vector_steps += 1
+                if state.prev_done.any():
+                    metrics.add_episodes(state.env_steps, state.episode_returns[state.prev_done], state.episode_lengths[state.prev_done])
 
-            if env_steps >= cfg.learning_starts and len(buffer) >= cfg.batch_size and vector_steps % cfg.train_every == 0:
-                for _ in range(cfg.gradient_steps):
-                    stats = agent.update(buffer.sample_tensors(cfg.batch_size))
-            obs = next_obs
+                if state.env_steps >= cfg.learning_starts and len(buffer) >= cfg.batch_size and state.vector_steps % cfg.train_every == 0:
+                    for _ in range(cfg.gradient_steps):
+                        stats = agent.update(buffer.sample_tensors(cfg.batch_size))
+                obs_t, state.obs = next_obs_t, next_obs
 
-            eval_returns = None
-            if evaluator is not None and env_steps >= next_eval:
-                next_eval += cfg.eval_every_steps
-                eval_returns = evaluator.run(agent)
-                if _record_eval(result, eval_returns, env_steps, start_time):
-                    agent.save(run_dir / "best.pt")
-            if env_steps >= next_log or eval_returns is not None or env_steps >= cfg.total_steps:
-                next_log += cfg.log_every_steps if env_steps >= next_log else 0
-                metrics.log(env_steps, agent.updates, epsilon, stats, eval_returns)
-            if result.solved_at_step is not None:
-                break
+                eval_returns = None
+                if evaluator is not None and state.env_steps >= state.next_eval:
+                    state.next_eval += cfg.eval_every_steps
+                    eval_returns = evaluator.run(agent)
+                    if _record_eval(result, eval_returns, state.env_steps, start_time):
+                        agent.save(run_dir / "best.pt")
+                done = state.env_steps >= cfg.total_steps or result.solved_at_step is not None
+                if state.env_steps >= state.next_log or eval_returns is not None or done:
+                    state.next_log += cfg.log_every_steps if state.env_steps >= state.next_log else 0
+                    last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
+                    metrics.log(state.env_steps, agent.updates, epsilon, stats, eval_returns)
+                interrupted = stop.requested or (interrupt_at_step is not None and state.env_steps >= interrupt_at_step)
+                if state.env_steps >= state.next_checkpoint or done or interrupted:
+                    state.next_checkpoint += cfg.checkpoint_every_steps if state.env_steps >= state.next_checkpoint else 0
+                    last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
+                    path = _save_checkpoint(run_dir, cfg, agent, buffer, envs, state, metrics, result, start_time)
+                if interrupted:
+                    raise _interrupted(stop, path, run_dir, state.env_steps)
+                if done:
+                    break
     finally:
-        result.env_steps = env_steps
-        agent.save(run_dir / "final.pt")
         metrics.close()
         envs.close()
         if evaluator is not None:
             evaluator.close()
+    agent.save(run_dir / "final.pt")
+    result.env_steps = state.env_steps
     result.wall_seconds = time.perf_counter() - start_time
     if cfg.save_plot:
         from fastdqn.plot import plot_run
 
         plot_run(run_dir)
     return result
+
+
+def _env_step(envs: Any, actions: np.ndarray, env_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        next_obs, rewards, terminated, truncated, _ = envs.step(actions)
+    except Exception as error:
+        raise TrainingFailed(
+            f"the env raised during step at env step {env_steps}: {type(error).__name__}: {error}; checkpoints written before it are kept"
+        ) from error
+    return next_obs, rewards, terminated, truncated
+
+
+def _check_finite(agent: DQNAgent, stats: dict[str, torch.Tensor] | None, last_good_step: int, env_steps: int) -> int:
+    """Refuse to log or checkpoint non-finite weights; returns the env step now known to be good."""
+    finite = bool(torch.isfinite(agent.online.data).all()) and (stats is None or bool(torch.isfinite(stats["loss"])))  # sync point
+    if not finite:
+        raise TrainingFailed(
+            f"the loss or weights became NaN/inf between env step {last_good_step} and {env_steps}; "
+            f"the last good checkpoint is kept; lower --learning-rate or set --max-grad-norm"
+        )
+    return env_steps
 
 
 def _record_eval(result: RunResult, eval_returns: np.ndarray, env_steps: int, start_time: float) -> bool:
@@ -148,3 +241,97 @@ def _record_eval(result: RunResult, eval_returns: np.ndarray, env_steps: int, st
         result.best_eval_return = mean
         return True
     return False
+
+
+def _interrupted(stop: StopRequest, path: Path, run_dir: Path, env_steps: int) -> TrainingInterrupted:
+    name = stop.signal_name or "SIGINT"
+    message = f"{name} at env step {env_steps:,}: checkpoint written to {path}; continue with: fastdqn train --resume {run_dir}"
+    return TrainingInterrupted(message, path, 128 + (stop.signal_number or 2))
+
+
+def _save_checkpoint(
+    run_dir: Path,
+    cfg: Config,
+    agent: DQNAgent,
+    buffer: ReplayBuffer,
+    envs: Any,
+    state: LoopState,
+    metrics: Metrics,
+    result: RunResult,
+    start_time: float,
+) -> Path:
+    numpy_state: dict[str, Any] = np.random.get_state(legacy=False)
+    payload = {
+        "agent": agent.state_dict(),
+        "buffer": buffer.state_dict() if cfg.save_buffer else None,
+        "env": snapshot_envs(envs),
+        "loop": {
+            "obs": torch.from_numpy(np.ascontiguousarray(state.obs)),
+            "prev_done": torch.from_numpy(state.prev_done),
+            "episode_returns": torch.from_numpy(state.episode_returns),
+            "episode_lengths": torch.from_numpy(state.episode_lengths),
+            "counters": [state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint],
+        },
+        "run": {
+            "wall_seconds": time.perf_counter() - start_time,
+            "best_eval_return": result.best_eval_return,
+            "solved_at_step": result.solved_at_step,
+            "solved_at_seconds": result.solved_at_seconds,
+            "eval_history": [list(item) for item in result.eval_history],
+        },
+        "metrics": metrics.state_dict(),
+        "rng": {
+            "python": random.getstate(),
+            "numpy": {**numpy_state, "state": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)), "pos": numpy_state["state"]["pos"]}},
+            "torch": torch.get_rng_state(),
+        },
+    }
+    return write_run_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
+
+
+def _load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
+    payload = load_checkpoint(latest_run_checkpoint(run_dir))
+    if "loop" not in payload:
+        raise ConfigError(f"{run_dir}: its checkpoint holds weights only, not a resumable run")
+    saved_cfg = Config.from_dict(payload["agent"]["config"])
+    mismatched = [
+        name
+        for name in ("env_id", "network", "hidden_dim", "num_envs", "buffer_capacity")
+        if getattr(saved_cfg, name) != getattr(cfg, name)
+    ]
+    if mismatched:
+        detail = ", ".join(f"{name}: checkpoint {getattr(saved_cfg, name)!r}, now {getattr(cfg, name)!r}" for name in mismatched)
+        raise ConfigError(f"cannot resume {run_dir}: the run was started with different settings ({detail})")
+    if payload["loop"]["counters"][0] >= cfg.total_steps:
+        raise ConfigError(
+            f"{run_dir} already finished at {payload['loop']['counters'][0]:,} env steps; pass a larger --total-steps to extend it"
+        )
+    return payload
+
+
+def _restore(saved: dict[str, Any], state: LoopState, result: RunResult, envs: Any) -> float:
+    """Put a checkpoint back into the loop's objects; returns the start time that continues wall time."""
+    result.agent.load_state_dict(saved["agent"])
+    if saved["buffer"] is not None:
+        result.buffer.load_state_dict(saved["buffer"])
+    loop = saved["loop"]
+    state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
+    if saved["env"] is not None:
+        restore_envs(envs, saved["env"])
+        state.obs, state.prev_done = loop["obs"].numpy(), loop["prev_done"].numpy()
+        state.episode_returns, state.episode_lengths = loop["episode_returns"].numpy(), loop["episode_lengths"].numpy()
+    else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
+        state.obs, _ = envs.reset(seed=result.agent.cfg.seed + state.env_steps)
+    run = saved["run"]
+    result.best_eval_return, result.solved_at_step, result.solved_at_seconds = (
+        run["best_eval_return"],
+        run["solved_at_step"],
+        run["solved_at_seconds"],
+    )
+    result.eval_history = [(int(step), float(mean)) for step, mean in run["eval_history"]]
+    rng = saved["rng"]
+    random.setstate(rng["python"])
+    numpy_state = rng["numpy"]
+    np.random.set_state({**numpy_state, "state": {"key": numpy_state["state"]["key"].numpy().astype(np.uint32), "pos": numpy_state["state"]["pos"]}})
+    torch.set_rng_state(rng["torch"])
+    return time.perf_counter() - float(run["wall_seconds"])
