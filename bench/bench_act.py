@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench import cases
+from bench import cases, runs
 from bench.conftest import DEVICES, PROFILE, time_micro, time_runs
 
 
@@ -22,5 +22,5 @@ def bench_act(benchmark: Any, device: str, num_obs: int) -> None:
 @pytest.mark.parametrize("num_envs", PROFILE.num_envs)
 @pytest.mark.parametrize("device", DEVICES)
 def bench_collect(benchmark: Any, device: str, num_envs: int, tmp_path: Path) -> None:
-    run = cases.collect(num_envs, device, PROFILE, tmp_path)
+    run = runs.collect(num_envs, device, PROFILE, tmp_path)
     time_runs(benchmark, run, rounds=PROFILE.e2e_rounds, what="fastdqn.train, default preset, no updates: act + CartPole step + extend")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench import cases
+from bench import runs
 from bench.conftest import DEVICES, PROFILE, time_runs
 from bench.solve import solve_run
 
@@ -15,12 +15,12 @@ E2E = [("fastdqn", n) for n in PROFILE.num_envs] + [("baseline", 1)]
 
 
 @pytest.mark.parametrize(("impl", "num_envs"), E2E)
-@pytest.mark.parametrize("ratio", list(cases.RATIOS))
+@pytest.mark.parametrize("ratio", list(runs.RATIOS))
 @pytest.mark.parametrize("device", DEVICES)
 def bench_train_e2e(benchmark: Any, device: str, ratio: str, impl: str, num_envs: int, tmp_path: Path) -> None:
-    r = cases.RATIOS[ratio]
+    r = runs.RATIOS[ratio]
     train_every, gradient_steps = r.schedule(num_envs)
-    run = cases.train_e2e(impl, ratio, num_envs, device, PROFILE, tmp_path)
+    run = runs.train_e2e(impl, ratio, num_envs, device, PROFILE, tmp_path)
     what = f"1 update of {r.batch_size} per {r.env_steps} env step{'s' if r.env_steps > 1 else ''}: train_every={train_every}, gradient_steps={gradient_steps}"
     time_runs(benchmark, run, rounds=PROFILE.e2e_rounds, what=what)
 
