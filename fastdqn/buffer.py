@@ -98,7 +98,8 @@ class TensorStorage:
                 storage.index_copy_(0, where, rows[name].to(storage.device, storage.dtype, non_blocking=True))
 
     def read(self, index: Tensor) -> dict[str, Tensor]:
-        return {name: storage[index] for name, storage in self.fields.items()}
+        # index_select skips advanced indexing's generality: half the time of `storage[index]` here
+        return {name: storage.index_select(0, index) for name, storage in self.fields.items()}
 
 
 class RingWriter:

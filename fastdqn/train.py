@@ -139,7 +139,6 @@ def train(
     result.metrics = metrics.rows
     to_device = HostToDevice(device)
     obs_t, stats, last_good_step = to_device("obs", state.obs), None, state.env_steps
-    path = run_dir / "checkpoints"
     try:
         with stop_on_signals() as stop:
             while state.env_steps < cfg.total_steps:
@@ -189,8 +188,8 @@ def train(
                     state.next_checkpoint += cfg.checkpoint_every_steps if state.env_steps >= state.next_checkpoint else 0
                     last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
                     path = _save_checkpoint(run_dir, cfg, agent, buffer, envs, state, metrics, result, start_time)
-                if interrupted:
-                    raise _interrupted(stop, path, run_dir, state.env_steps)
+                    if interrupted:
+                        raise _interrupted(stop, path, run_dir, state.env_steps)
                 if done:
                     break
     finally:
