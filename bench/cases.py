@@ -1,0 +1,258 @@
+"""The workloads `make bench` times, as plain functions: each builds its state and returns the timed callable.
+
+Whole training runs (collection, end to end) live in `runs.py`. The `bench_*.py` files wrap both in
+pytest-benchmark; `tests/test_bench.py` runs each of them on the `tiny` profile. Every timed callable synchronises CUDA before it returns, so a figure is the time the
+work takes, not the time to queue it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bench.baselines.tutorial_buffer import ReplayBufferQue, sample_tensors
+from fastdqn import Batch, Config, DQNAgent, ReplayBuffer
+from fastdqn.envs import EnvSpaces, make_envs
+
+CARTPOLE = EnvSpaces((4,), torch.float32, 2)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much of each case to run: `full` for `make bench`, `quick` for a developer's loop, `tiny` for tests."""
+
+    name: str
+    rounds: int
+    """Timed rounds per micro case (each round is `iterations` calls); warm-up rounds come on top."""
+    warmup_rounds: int
+    replay_rows: int
+    """Rows held by the buffers that are sampled (the tutorial's capacity is 100k)."""
+    act_sizes: tuple[int, ...]
+    update_batches: tuple[int, ...]
+    update_hidden: int
+    compile_batches: tuple[int, ...]
+    """Batch sizes that get compiled rows; compiling costs ~10-20 s a mode on a small CPU."""
+    compile_modes: tuple[str, ...]
+    num_envs: tuple[int, ...]
+    collect_steps_per_env: int
+    """Collection rounds run `num_envs * this` env steps (capped below)."""
+    e2e_steps: int
+    """Env steps per end-to-end round at the tutorial ratio; 4x that at the 1-per-16 ratio."""
+    e2e_rounds: int
+    learning_starts: int
+    memory_rows: tuple[int, int]
+    """Rows of the CartPole buffer and of the 84x84x4 uint8 buffer."""
+    solve_seeds: tuple[int, ...]
+    solve_args: tuple[str, ...] = ()
+    """Extra `fastdqn train` options (the tiny profile shortens the run; real profiles add none)."""
+
+
+PROFILES = {
+    "full": Profile(
+        name="full",
+        rounds=200,
+        warmup_rounds=10,
+        replay_rows=100_000,
+        act_sizes=(16, 256, 4096),
+        update_batches=(256, 1024),
+        update_hidden=256,
+        compile_batches=(256, 1024),
+        compile_modes=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+        num_envs=(1, 16, 256),
+        collect_steps_per_env=3_000,
+        e2e_steps=2_500,
+        e2e_rounds=2,
+        learning_starts=1_000,
+        memory_rows=(1_000_000, 100_000),
+        solve_seeds=(1, 2, 3, 4, 5),
+    ),
+    "quick": Profile(
+        name="quick",
+        rounds=50,
+        warmup_rounds=5,
+        replay_rows=100_000,
+        act_sizes=(16, 256, 4096),
+        update_batches=(256, 1024),
+        update_hidden=256,
+        compile_batches=(256,),
+        compile_modes=("default",),
+        num_envs=(1, 16, 256),
+        collect_steps_per_env=1_000,
+        e2e_steps=1_000,
+        e2e_rounds=1,
+        learning_starts=300,
+        memory_rows=(1_000_000, 100_000),
+        solve_seeds=(1,),
+    ),
+    "tiny": Profile(
+        name="tiny",
+        rounds=2,
+        warmup_rounds=1,
+        replay_rows=2_000,
+        act_sizes=(16,),
+        update_batches=(32,),
+        update_hidden=32,
+        compile_batches=(32,),
+        compile_modes=("default",),
+        num_envs=(1, 16),
+        collect_steps_per_env=20,
+        e2e_steps=200,
+        e2e_rounds=1,
+        learning_starts=64,
+        memory_rows=(1_000, 100),
+        solve_seeds=(1,),
+        solve_args=("--total-steps", "2000", "--eval-every-steps", "1000", "--eval-episodes", "2", "--learning-starts", "500"),
+    ),
+}
+
+
+def profile_from_env() -> Profile:
+    return PROFILES[os.environ.get("FASTDQN_BENCH_PROFILE", "full")]
+
+
+def cuda_skip_reason() -> str | None:
+    """Why cuda rows cannot run here, or None when they can."""
+    if torch.cuda.is_available():
+        return None
+    build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}, no device visible"
+    return f"CUDA not available (torch {torch.__version__}, {build})"
+
+
+def synchronize(device: torch.device | str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def cartpole_step_rows(num_envs: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """One real CartPole-v1 vector step, as numpy arrays the env returned: obs (N, 4) f32, action (N,) i64, ..."""
+    envs = make_envs("CartPole-v1", num_envs)
+    obs, _ = envs.reset(seed=seed)
+    actions = np.random.default_rng(seed).integers(0, 2, num_envs)
+    next_obs, rewards, terminated, truncated, _ = envs.step(actions)
+    envs.close()
+    return {
+        "obs": obs,
+        "action": actions,
+        "reward": rewards,
+        "next_obs": next_obs,
+        "terminated": terminated,
+        "done": terminated | truncated,
+    }
+
+
+def random_rows(n: int, device: torch.device | str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """n CartPole-shaped transitions on `device`, for filling a buffer before it is sampled."""
+    g = torch.Generator().manual_seed(seed)
+    rows = {
+        "obs": torch.randn(n, 4, generator=g),
+        "action": torch.randint(0, 2, (n,), generator=g),
+        "reward": torch.ones(n),
+        "next_obs": torch.randn(n, 4, generator=g),
+        "terminated": torch.rand(n, generator=g) < 0.05,
+    }
+    return {k: v.to(device) for k, v in rows.items()}
+
+
+def replay_extend(impl: str, num_envs: int, device: str, capacity: int) -> Callable[[], None]:
+    """Append one vector step of `num_envs` rows: fastdqn's `extend`, or the tutorial's push per row."""
+    step = cartpole_step_rows(num_envs)
+    if impl == "baseline":
+        memory = ReplayBufferQue(capacity)
+        obs, actions, rewards, next_obs, dones = (step[k] for k in ("obs", "action", "reward", "next_obs", "done"))
+
+        def push_rows() -> None:
+            for i in range(num_envs):
+                memory.push((obs[i], actions[i], rewards[i], next_obs[i], dones[i]))
+
+        return push_rows
+    buffer = ReplayBuffer.create(capacity, (4,), device=device)
+    rows = {k: torch.from_numpy(step[k]).to(device) for k in ("obs", "action", "reward", "next_obs", "terminated")}
+
+    def extend() -> None:
+        buffer.extend(rows)
+        synchronize(device)
+
+    return extend
+
+
+def replay_sample(impl: str, batch_size: int, device: str, rows: int) -> Callable[[], object]:
+    """Draw `batch_size` rows as tensors ready for the update from a buffer holding `rows` rows.
+
+    impl: `tensors` (`sample_tensors`, the training hot path), `tensordict` (`sample`, the public API)
+    or `baseline` (`random.sample` on the deque, then `torch.tensor(np.array(...))`).
+    """
+    if impl == "baseline":
+        memory = ReplayBufferQue(rows)
+        rng = np.random.default_rng(0)
+        obs = rng.standard_normal((rows, 4), dtype=np.float32)
+        next_obs = rng.standard_normal((rows, 4), dtype=np.float32)
+        for i in range(rows):
+            memory.push((obs[i], i % 2, 1.0, next_obs[i], False))
+
+        def sample_baseline() -> object:
+            batch = sample_tensors(memory, batch_size, device)
+            synchronize(device)
+            return batch
+
+        return sample_baseline
+    buffer = ReplayBuffer.create(rows, (4,), device=device)
+    buffer.extend(random_rows(rows, device))
+    draw = buffer.sample_tensors if impl == "tensors" else buffer.sample
+
+    def sample() -> object:
+        batch = draw(batch_size)
+        synchronize(device)
+        return batch
+
+    return sample
+
+
+def act(num_obs: int, device: str) -> Callable[[], torch.Tensor]:
+    """One batched epsilon-greedy `act` for `num_obs` observations, default network."""
+    agent = DQNAgent(Config(device=device, compile="off"), CARTPOLE)
+    obs = torch.randn(num_obs, 4, device=device)
+
+    def act_once() -> torch.Tensor:
+        actions = agent.act(obs, 0.05)
+        synchronize(device)
+        return actions
+
+    return act_once
+
+
+def update(impl: str, batch_size: int, hidden_dim: int, device: str) -> tuple[Callable[[], object], float]:
+    """One gradient step on a fixed batch (no replay cost); returns the callable and its first-call seconds.
+
+    impl: `eager`, or `compiled-<mode>` for `torch.compile(mode=<mode>)`. The first call compiles, so
+    its time is the cold compile time; it is reported apart from the steady state.
+    """
+    compiled = impl.startswith("compiled-")
+    if compiled:
+        torch._dynamo.reset()  # each case compiles from cold: no graphs or guards left by the last one
+    mode = impl.removeprefix("compiled-") if compiled else "default"
+    cfg = Config(hidden_dim=hidden_dim, batch_size=batch_size, device=device, compile="on" if compiled else "off", compile_mode=mode)
+    agent = DQNAgent(cfg, CARTPOLE)
+    rows = random_rows(batch_size, device, seed=1)
+    batch = Batch(rows["obs"], rows["action"], rows["reward"], rows["next_obs"], rows["terminated"])
+
+    def update_once() -> object:
+        stats = agent.update(batch)
+        synchronize(device)
+        return stats
+
+    start = time.perf_counter()
+    update_once()
+    return update_once, time.perf_counter() - start
+
+
+def compile_modes_for(device: str, modes: tuple[str, ...]) -> dict[str, str | None]:
+    """mode -> None when it runs on `device`, else why it is skipped (CUDA graphs do nothing on CPU)."""
+    if torch.device(device).type == "cuda":
+        return dict.fromkeys(modes)
+    same_on_cpu = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
+    return {m: (f"on cpu the same as {same_on_cpu[m]} (the mode only adds CUDA graphs)" if m in same_on_cpu else None) for m in modes}

@@ -1,0 +1,313 @@
+"""Turns pytest-benchmark's JSON and the per-case outcomes into rows, ratios, the issue's targets and tables.
+
+Every ratio is a speed-up (>1 means faster): `x baseline` is fastdqn against the tutorial-style code
+on the same device and workload, `x eager` a compiled update against the eager one, `cuda/cpu` a
+cuda row against its cpu twin. Time rows show the median and IQR of per-call seconds over rounds;
+throughput rows show the median and IQR over rounds of the steady env steps/s.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+COMPARE_IGNORES = {"bench_train_e2e": {"num_envs"}}
+"""Params a fastdqn row ignores when it looks for its baseline (the tutorial loop has one env)."""
+
+
+@dataclass
+class Row:
+    name: str
+    params: dict[str, Any]
+    status: str  # "ok", "skipped" or "failed"
+    reason: str = ""
+    unit: str = "s"
+    median: float | None = None
+    iqr: float | None = None
+    best: float | None = None
+    """Fastest round: min seconds, or max env steps/s; the figure least touched by other load."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> str:
+        return str(self.params.get("device", "cpu"))
+
+    @property
+    def impl(self) -> str:
+        return str(self.params.get("impl", ""))
+
+    @property
+    def label(self) -> str:
+        shown = [f"{v}" for k, v in self.params.items() if k != "device"]
+        return f"{self.name.removeprefix('bench_')}[{'-'.join(shown)}]" if shown else self.name.removeprefix("bench_")
+
+    def key(self, ignore: set[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return self.name, tuple(sorted((k, str(v)) for k, v in self.params.items() if k not in ignore))
+
+    def speed(self) -> float | None:
+        """Larger is faster: 1/seconds for time rows, env steps/s for throughput rows."""
+        if self.status != "ok" or not self.median:
+            return None
+        return self.median if self.unit == "sps" else 1.0 / self.median
+
+
+def _iqr(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q3 - q1
+
+
+def build_rows(bench_json: dict[str, Any], outcomes: dict[str, dict[str, Any]]) -> list[Row]:
+    """One row per collected case, in collection order; skipped and failed cases keep their reason."""
+    timed = {b["fullname"].split("::")[-1]: b for b in bench_json.get("benchmarks", [])}
+    rows = []
+    for test_name, outcome in outcomes.items():
+        row = Row(outcome["name"], outcome["params"], outcome["outcome"], outcome.get("reason", ""))
+        bench = timed.get(test_name)
+        if row.status == "passed":
+            row.status = "ok" if bench is not None else "failed"
+            row.reason = "" if bench is not None else "no timing recorded"
+        if bench is not None and row.status == "ok":
+            row.extra = dict(bench["extra_info"])
+            row.unit = row.extra.get("unit", "s")
+            if row.unit == "sps":
+                per_round = [float(r["sps"]) for r in row.extra.get("rounds", [])]
+                row.median = statistics.median(per_round) if per_round else None
+                row.iqr = _iqr(per_round)
+                row.best = max(per_round) if per_round else None
+            else:
+                row.median, row.iqr, row.best = bench["stats"]["median"], bench["stats"]["iqr"], bench["stats"]["min"]
+        rows.append(row)
+    return rows
+
+
+def find(rows: list[Row], name: str, **params: Any) -> Row | None:
+    for row in rows:
+        if row.name == name and all(str(row.params.get(k)) == str(v) for k, v in params.items()):
+            return row
+    return None
+
+
+def _ratio(row: Row, other: Row | None) -> float | None:
+    mine, theirs = row.speed(), other.speed() if other is not None else None
+    return mine / theirs if mine is not None and theirs else None
+
+
+def ratios(rows: list[Row]) -> dict[int, dict[str, float | None]]:
+    """id(row) -> {"x baseline", "x eager", "cuda/cpu"} for the rows that have such a twin."""
+    out: dict[int, dict[str, float | None]] = {}
+    by_key = {row.key(set()): row for row in rows}
+    for row in rows:
+        found: dict[str, float | None] = {}
+        ignore = COMPARE_IGNORES.get(row.name, set())
+        if "impl" in row.params and row.impl not in ("baseline", "eager"):
+            if row.name == "bench_update":
+                eager = by_key.get(Row(row.name, {**row.params, "impl": "eager"}, "").key(set()))
+                found["x eager"] = _ratio(row, eager)
+            else:
+                base = [r for r in rows if r.impl == "baseline" and r.key(ignore | {"impl"}) == row.key(ignore | {"impl"})]
+                found["x baseline"] = _ratio(row, base[0] if base else None)
+        if row.device != "cpu":
+            twin = by_key.get(Row(row.name, {**row.params, "device": "cpu"}, "").key(set()))
+            found["cuda/cpu"] = _ratio(row, twin)
+        out[id(row)] = found
+    return out
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt_value(row: Row, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f} steps/s" if row.unit == "sps" else fmt_time(value)
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def notes(row: Row) -> str:
+    if row.status != "ok":
+        return f"{row.status}: {row.reason}"
+    text = str(row.extra.get("what", ""))
+    if "first_call_s" in row.extra and row.impl.startswith("compiled"):
+        text += f"; cold compile {row.extra['first_call_s']:.1f} s (not in the median)"
+    rounds = row.extra.get("rounds", [])
+    fractions = [r["outside_update_fraction"] for r in rounds if "outside_update_fraction" in r]
+    if fractions:
+        text += f"; outside update {statistics.median(fractions):.0%} of wall"
+    per_cpu_s = [r["env_steps"] / r["cpu_s"] for r in rounds if r.get("cpu_s")]
+    if per_cpu_s:
+        text += f"; whole run {statistics.median(per_cpu_s):,.0f} steps per CPU-second"
+    return text
+
+
+COLUMNS = ("case", "device", "median", "IQR", "best", "x baseline", "x eager", "cuda/cpu", "notes")
+MAIN_CASES = ("bench_replay_extend", "bench_replay_sample", "bench_act", "bench_collect", "bench_update", "bench_train_e2e")
+
+
+def ordered(rows: list[Row]) -> list[Row]:
+    """cpu rows first, then cuda; within a device, cases in the issue's order (replay, act, collect, update, e2e)."""
+    order = {name: i for i, name in enumerate((*MAIN_CASES, "bench_memory", "bench_solve"))}
+    return sorted(rows, key=lambda row: (row.device != "cpu", order.get(row.name, len(order))))
+
+
+def main_cells(rows: list[Row]) -> list[list[str]]:
+    """One line per case; non-cpu rows skipped for the same reason (no CUDA) fold into one line per reason."""
+    r = ratios(rows)
+    cells = []
+    folded: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.name not in MAIN_CASES:
+            continue
+        if row.status == "skipped" and row.device != "cpu":
+            folded.setdefault(row.reason, []).append(row)
+            continue
+        found = r[id(row)]
+        median = fmt_value(row, row.median) if row.status == "ok" else row.status
+        cells.append(
+            [row.label, row.device, median, fmt_value(row, row.iqr), fmt_value(row, row.best)]
+            + [fmt_ratio(found.get(c)) if c in found else "" for c in COLUMNS[5:8]]
+            + [notes(row)]
+        )
+    for reason, skipped in folded.items():
+        devices = ", ".join(sorted({row.device for row in skipped}))
+        cells.append([f"all {len(skipped)} {devices} rows", devices, "skipped", "-", "-", "", "", "", reason])
+    return cells
+
+
+def memory_cells(rows: list[Row]) -> list[list[str]]:
+    cells = []
+    for row in rows:
+        if row.name != "bench_memory":
+            continue
+        if row.status != "ok":
+            cells.append([row.label, row.device, "-", "-", "-", f"{row.status}: {row.reason}"])
+            continue
+        e = row.extra
+        buffer = f"{e['buffer_bytes'] / 2**20:,.1f} MiB" if "buffer_bytes" in e else "-"
+        cells.append(
+            [
+                row.label,
+                row.device,
+                f"{e['rows']:,}",
+                f"{e['bytes_per_transition']:,.0f}",
+                buffer,
+                f"peak RSS {e['peak_rss_bytes'] / 2**20:,.0f} MiB",
+            ]
+        )
+    return cells
+
+
+def solve_cells(rows: list[Row]) -> list[list[str]]:
+    cells = []
+    for row in rows:
+        if row.name != "bench_solve":
+            continue
+        e = row.extra
+        if row.status != "ok":
+            cells.append([str(row.params.get("seed")), "-", f"{row.status}: {row.reason}"])
+        else:
+            steps = "not solved" if e.get("solved_env_steps") is None else f"{e['solved_env_steps']:,}"
+            cells.append([str(e["seed"]), f"{e['process_wall_s']:.1f}", steps])
+    walls = [row.extra["process_wall_s"] for row in rows if row.name == "bench_solve" and row.status == "ok"]
+    steps_ok = [
+        row.extra["solved_env_steps"] for row in rows if row.name == "bench_solve" and row.extra.get("solved_env_steps") is not None
+    ]
+    if walls:
+        cells.append(["median", f"{statistics.median(walls):.1f}", f"{statistics.median(steps_ok):,.0f}" if steps_ok else "-"])
+    return cells
+
+
+def _sum_time(*parts: Row | None) -> float | None:
+    if any(p is None or p.status != "ok" or p.median is None for p in parts):
+        return None
+    return sum(p.median for p in parts if p is not None and p.median is not None)
+
+
+def targets(rows: list[Row]) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for each of the issue's figures on cpu."""
+    out: list[tuple[str, str, str]] = []
+
+    def verdict(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "NOT met")
+
+    extend = find(rows, "bench_replay_extend", device="cpu", impl="fastdqn", num_envs=16)
+    base_extend = find(rows, "bench_replay_extend", device="cpu", impl="baseline", num_envs=16)
+    path = _sum_time(extend, find(rows, "bench_replay_sample", device="cpu", impl="tensors"))
+    path_td = _sum_time(extend, find(rows, "bench_replay_sample", device="cpu", impl="tensordict"))
+    base = _sum_time(base_extend, find(rows, "bench_replay_sample", device="cpu", impl="baseline"))
+    out.append(("replay path (extend 16 + sample_tensors 256) <= 40 µs", fmt_time(path), verdict(None if path is None else path <= 40e-6)))
+    out.append(
+        ("replay path through sample() TensorDict <= 40 µs", fmt_time(path_td), verdict(None if path_td is None else path_td <= 40e-6))
+    )
+    speedup = base / path if base is not None and path else None
+    out.append(
+        (
+            "replay path >= 15x the tutorial deque",
+            f"{fmt_ratio(speedup)} (baseline {fmt_time(base)})",
+            verdict(None if speedup is None else speedup >= 15),
+        )
+    )
+    for num_envs, goal in ((16, 100_000), (256, 1_000_000)):
+        row = find(rows, "bench_collect", device="cpu", num_envs=num_envs)
+        sps = row.median if row is not None and row.status == "ok" else None
+        out.append(
+            (
+                f"collection at {num_envs} envs >= {goal:,} steps/s",
+                "-" if sps is None else f"{sps:,.0f}",
+                verdict(None if sps is None else sps >= goal),
+            )
+        )
+    e2e = find(rows, "bench_train_e2e", device="cpu", ratio="tutorial", impl="fastdqn", num_envs=16)
+    fractions = [r["outside_update_fraction"] for r in e2e.extra.get("rounds", [])] if e2e is not None else []
+    fraction = statistics.median(fractions) if fractions else None
+    out.append(
+        (
+            "outside the update <= 15% of wall, 16 envs, tutorial ratio",
+            "-" if fraction is None else f"{fraction:.1%}",
+            verdict(None if fraction is None else fraction <= 0.15),
+        )
+    )
+    e2e_base = find(rows, "bench_train_e2e", device="cpu", ratio="tutorial", impl="baseline")
+    speedup = _ratio(e2e, e2e_base) if e2e is not None else None
+    out.append(
+        (
+            "e2e steps/s >= 2x the tutorial loop, tutorial ratio, 16 envs",
+            fmt_ratio(speedup),
+            verdict(None if speedup is None else speedup >= 2),
+        )
+    )
+    return out
+
+
+def rich_table(title: str, headers: tuple[str, ...], cells: list[list[str]]) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for line in cells:
+        table.add_row(*(Text(cell) for cell in line))  # Text: `[16]` in a case name is not markup
+    return table
+
+
+def markdown_table(headers: tuple[str, ...], cells: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in cells]
+    return "\n".join(lines)
+
+
+MEMORY_COLUMNS = ("case", "device", "rows", "bytes/transition", "buffer", "process")
+SOLVE_COLUMNS = ("seed", "process wall s", "env steps to solve")
+TARGET_COLUMNS = ("target (cpu)", "measured", "verdict")

@@ -1,0 +1,179 @@
+"""Each `make bench` case runs on the tiny profile, and the report's ratios and verdicts add up.
+
+No timing is asserted here: the figures live in `make bench`, never in the test suite.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ["FASTDQN_BENCH_PROFILE"] = "tiny"  # read when the bench modules are imported
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` is a top-level folder, not installed
+
+from bench import bench_act, bench_memory, bench_replay, bench_train, bench_update, report
+from bench.plot import plot_sps
+from bench.solve import first_solve
+
+
+class OneCall:
+    """Stands in for pytest-benchmark's fixture: runs the timed callable once, keeps `extra_info`."""
+
+    def __init__(self) -> None:
+        self.extra_info: dict[str, Any] = {}
+        self.calls = 0
+
+    def pedantic(self, target: Callable[[], object], **_: Any) -> object:
+        self.calls += 1
+        return target()
+
+
+@pytest.mark.parametrize("impl", ["fastdqn", "baseline"])
+def test_bench_replay_extend_runs_tiny(device: str, impl: str) -> None:
+    benchmark = OneCall()
+    bench_replay.bench_replay_extend(benchmark, device, impl, 16)
+    assert benchmark.calls == 1 and benchmark.extra_info["unit"] == "s"
+
+
+@pytest.mark.parametrize("impl", ["tensors", "tensordict", "baseline"])
+def test_bench_replay_sample_runs_tiny(device: str, impl: str) -> None:
+    benchmark = OneCall()
+    bench_replay.bench_replay_sample(benchmark, device, impl, 256)
+    assert benchmark.calls == 1
+
+
+def test_bench_act_runs_tiny(device: str) -> None:
+    benchmark = OneCall()
+    bench_act.bench_act(benchmark, device, 16)
+    assert benchmark.calls == 1
+
+
+def test_bench_collect_runs_tiny_without_updates(device: str, tmp_path: Path) -> None:
+    benchmark = OneCall()
+    bench_act.bench_collect(benchmark, device, 16, tmp_path)
+    (figures,) = benchmark.extra_info["rounds"]
+    assert figures["sps"] > 0 and figures["env_steps"] >= 16
+
+
+@pytest.mark.parametrize("impl", ["eager", "compiled-default"])
+def test_bench_update_runs_tiny(device: str, impl: str) -> None:
+    benchmark = OneCall()
+    bench_update.bench_update(benchmark, device, impl, 32)  # a mode that cannot compile skips with the reason
+    assert benchmark.calls == 1 and benchmark.extra_info["first_call_s"] > 0
+
+
+@pytest.mark.parametrize(("impl", "num_envs"), [("fastdqn", 16), ("baseline", 1)])
+@pytest.mark.parametrize("ratio", ["tutorial", "1per16"])
+def test_bench_train_e2e_runs_tiny(device: str, ratio: str, impl: str, num_envs: int, tmp_path: Path) -> None:
+    benchmark = OneCall()
+    bench_train.bench_train_e2e(benchmark, device, ratio, impl, num_envs, tmp_path)
+    (figures,) = benchmark.extra_info["rounds"]
+    assert figures["sps"] > 0 and figures["updates"] > 0
+    if impl == "fastdqn":
+        assert 0.0 < figures["outside_update_fraction"] < 1.0
+
+
+def test_bench_solve_runs_tiny_and_parses_the_run(tmp_path: Path) -> None:
+    benchmark = OneCall()
+    bench_train.bench_solve(benchmark, 1, tmp_path)
+    assert benchmark.extra_info["seed"] == 1 and benchmark.extra_info["process_wall_s"] > 0
+
+
+@pytest.mark.parametrize(("kind", "impl"), bench_memory.CASES)
+def test_bench_memory_runs_tiny(kind: str, impl: str) -> None:
+    benchmark = OneCall()
+    bench_memory.bench_memory(benchmark, "cpu", kind, impl)
+    assert benchmark.extra_info["bytes_per_transition"] > 0
+
+
+def test_first_solve_reads_first_eval_at_or_above_475(tmp_path: Path) -> None:
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("env_steps,wall_s,eval_return_mean\n500,1.0,\n1000,2.0,474.9\n1500,3.0,475.0\n2000,4.0,500\n")
+    assert first_solve(csv) == (1500, 3.0)
+    csv.write_text("env_steps,wall_s,eval_return_mean\n500,1.0,20\n")
+    assert first_solve(csv) == (None, None)
+
+
+def _timed(name: str, median: float, **params: Any) -> dict[str, Any]:
+    return {
+        "fullname": f"bench/x.py::{name}",
+        "name": name,
+        "params": params,
+        "extra_info": {"unit": "s"},
+        "stats": {"median": median, "iqr": 0.0, "min": median},
+    }
+
+
+def test_report_ratios_are_speedups_against_baseline_eager_and_cpu() -> None:
+    cases = {
+        "e[cpu-fastdqn]": {
+            "name": "bench_replay_extend",
+            "params": {"device": "cpu", "impl": "fastdqn", "num_envs": 16},
+            "outcome": "passed",
+        },
+        "e[cpu-baseline]": {
+            "name": "bench_replay_extend",
+            "params": {"device": "cpu", "impl": "baseline", "num_envs": 16},
+            "outcome": "passed",
+        },
+        "e[cuda-fastdqn]": {
+            "name": "bench_replay_extend",
+            "params": {"device": "cuda", "impl": "fastdqn", "num_envs": 16},
+            "outcome": "passed",
+        },
+        "u[cpu-eager]": {"name": "bench_update", "params": {"device": "cpu", "impl": "eager", "batch_size": 256}, "outcome": "passed"},
+        "u[cpu-compiled-default]": {
+            "name": "bench_update",
+            "params": {"device": "cpu", "impl": "compiled-default", "batch_size": 256},
+            "outcome": "passed",
+        },
+        "u[cuda-eager]": {
+            "name": "bench_update",
+            "params": {"device": "cuda", "impl": "eager", "batch_size": 256},
+            "outcome": "skipped",
+            "reason": "no CUDA",
+        },
+    }
+    timed = {"benchmarks": [_timed(k, m) for k, m in zip(cases, (10e-6, 100e-6, 5e-6, 2e-3, 1e-3), strict=False)]}
+    rows = report.build_rows(timed, cases)
+    found = report.ratios(rows)
+    by_name = {(row.name, row.device, row.impl): found[id(row)] for row in rows}
+    assert by_name[("bench_replay_extend", "cpu", "fastdqn")]["x baseline"] == pytest.approx(10.0)
+    assert by_name[("bench_replay_extend", "cuda", "fastdqn")]["cuda/cpu"] == pytest.approx(2.0)
+    assert by_name[("bench_update", "cpu", "compiled-default")]["x eager"] == pytest.approx(2.0)
+    skipped = next(row for row in rows if row.status == "skipped")
+    assert skipped.reason == "no CUDA" and report.main_cells([skipped])[0][2] == "skipped"
+
+
+def test_report_targets_judge_the_replay_path_against_40_us_and_15x() -> None:
+    cases = {
+        "a": {"name": "bench_replay_extend", "params": {"device": "cpu", "impl": "fastdqn", "num_envs": 16}, "outcome": "passed"},
+        "b": {"name": "bench_replay_sample", "params": {"device": "cpu", "impl": "tensors", "batch_size": 256}, "outcome": "passed"},
+        "c": {"name": "bench_replay_extend", "params": {"device": "cpu", "impl": "baseline", "num_envs": 16}, "outcome": "passed"},
+        "d": {"name": "bench_replay_sample", "params": {"device": "cpu", "impl": "baseline", "batch_size": 256}, "outcome": "passed"},
+    }
+    timed = {"benchmarks": [_timed("a", 10e-6), _timed("b", 20e-6), _timed("c", 8e-6), _timed("d", 772e-6)]}
+    verdicts = {target: verdict for target, _, verdict in report.targets(report.build_rows(timed, cases))}
+    assert verdicts["replay path (extend 16 + sample_tensors 256) <= 40 µs"] == "met"
+    assert verdicts["replay path >= 15x the tutorial deque"] == "met"  # 780 / 30 = 26x
+    assert verdicts["collection at 16 envs >= 100,000 steps/s"] == "not measured"
+
+
+def test_plot_sps_draws_cpu_lines_from_results(tmp_path: Path) -> None:
+    rounds = [{"sps": 1000.0}, {"sps": 1200.0}]
+    results = {
+        "benchmarks": [
+            {"name": f"bench_collect[cpu-{n}]", "params": {"device": "cpu", "num_envs": n}, "extra_info": {"rounds": rounds}}
+            for n in (1, 16)
+        ],
+        "fastdqn": {"system": {"cpu": "test cpu", "torch": "x"}},
+    }
+    path = tmp_path / "r.json"
+    path.write_text(__import__("json").dumps(results))
+    out = plot_sps(path, tmp_path / "r.png")
+    assert out.exists() and out.stat().st_size > 0
