@@ -16,7 +16,7 @@ import sys  # noqa: E402
 import typing  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated, Any  # noqa: E402
+from typing import Annotated, Any, cast  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -41,9 +41,10 @@ def field_docs() -> dict[str, str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == "Config":
             for stmt, nxt in itertools.pairwise(node.body):
-                documented = isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)
-                if documented and isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                    docs[stmt.target.id] = str(nxt.value.value).strip()  # type: ignore[attr-defined]
+                if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(nxt, ast.Expr)):
+                    continue
+                if isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                    docs[stmt.target.id] = nxt.value.value.strip()
     return docs
 
 
@@ -75,7 +76,8 @@ def _train_options() -> list[inspect.Parameter]:
             flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
         default_value = getattr(Config(), f.name)
         help_text = f"{docs.get(f.name, '')} [default: {default_value}]"
-        annotation = Annotated[base | None, typer.Option(*flags, help=help_text, show_default=False)]  # type: ignore[valid-type]
+        # built at runtime from the field's type, so it goes through Any rather than a static annotation
+        annotation = cast(Any, Annotated)[base | None, typer.Option(*flags, help=help_text, show_default=False)]
         parameters.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
     return parameters
 
@@ -171,7 +173,7 @@ def _make_train_command() -> Callable[..., None]:
             annotation=Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder of the same name.")],
         ),
     ]
-    train_command.__signature__ = inspect.Signature(fixed + _train_options())  # type: ignore[attr-defined]
+    train_command.__dict__["__signature__"] = inspect.Signature(fixed + _train_options())  # typer reads the options from it
     train_command.__doc__ = "Train a DQN agent; every option defaults to the chosen preset's value."
     return train_command
 
