@@ -82,12 +82,13 @@ class DQNAgent:
         return torch.where(explore, random_actions, greedy)
 
     @torch.no_grad()
-    def td_target(self, reward: Tensor, next_obs: Tensor, terminated: Tensor) -> Tensor:
+    def td_target(self, reward: Tensor, next_obs: Tensor, terminated: Tensor, discount: Tensor | None = None) -> Tensor:
         """`r + gamma * Q_target(s', a*)`, a* from the online net (Double DQN) or the target's max.
 
         Args: reward (B,) float32, next_obs (B, *obs_shape), terminated (B,) bool, on the agent's device.
         Returns: (B,) float32. Only a true terminal cuts the bootstrap: a time-limit end still
-        bootstraps from `next_obs`, the state where the episode was cut.
+        bootstraps from `next_obs`, the state where the episode was cut. n-step rows pass `discount`
+        (B,) float32, gamma^k for the k steps they sum and already 0 after a terminal, in place of gamma.
         """
         next_q_target: Tensor = self.target_network(next_obs)  # (B, A)
         if self.cfg.double_dqn:
@@ -95,10 +96,19 @@ class DQNAgent:
             next_value = next_q_target.gather(1, next_action).squeeze(1)  # (B,)
         else:
             next_value = next_q_target.max(dim=1).values
+        if discount is not None:
+            return reward + discount * next_value
         return reward + self.cfg.gamma * next_value * (~terminated).to(next_value.dtype)
 
     def _td_loss(
-        self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor, terminated: Tensor, weights: Tensor | None
+        self,
+        obs: Tensor,
+        action: Tensor,
+        reward: Tensor,
+        next_obs: Tensor,
+        terminated: Tensor,
+        weights: Tensor | None,
+        discount: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Loss, mean Q and per-sample TD errors of one batch: the part that gets compiled.
 
@@ -106,7 +116,7 @@ class DQNAgent:
         The optimizer step stays outside: it mutates the flat parameters that the compiled graph
         reads, which functionalization refuses, and it is a single fused kernel anyway.
         """
-        td_target = self.td_target(reward, next_obs, terminated)
+        td_target = self.td_target(reward, next_obs, terminated, discount)
         q = self.q_network(obs).gather(1, action.unsqueeze(1)).squeeze(1)  # (B,)
         td_error = td_target - q
         if self.cfg.loss == "huber":
@@ -130,10 +140,12 @@ class DQNAgent:
                 batch.terminated,
                 batch.weights,
             )
+            discount = batch.discount
         else:
             obs, action, reward, next_obs, terminated = (batch[k] for k in ("obs", "action", "reward", "next_obs", "terminated"))
             weights = batch.get("weights", None)
-        loss, q_mean, td_error = self._loss_fn(obs, action, reward, next_obs, terminated, weights)
+            discount = batch.get("discount", None)
+        loss, q_mean, td_error = self._loss_fn(obs, action, reward, next_obs, terminated, weights, discount)
         self.online.zero_grad()
         loss.backward()
         grads = self.optimizer.grads

@@ -43,6 +43,7 @@ class Batch(NamedTuple):
     terminated: Tensor  # (B,) bool; truncation is not stored: it bootstraps
     weights: Tensor | None = None  # (B,) float32 importance weights, None for uniform sampling
     storage_index: Tensor | None = None  # (B,) int64 storage rows, for priority updates
+    discount: Tensor | None = None  # (B,) float32 bootstrap factor gamma^k (0 after a terminal), n-step rows only
 
 
 def available_memory_bytes(device: torch.device) -> int | None:
@@ -169,6 +170,10 @@ class Sampler(Protocol):
 
     def update(self, index: Tensor, priorities: Tensor) -> None: ...
 
+    def on_write(self, where: slice | Tensor) -> None:
+        """Rows `where` (a storage slice or (n,) int64 index) were just written."""
+        ...
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -187,6 +192,9 @@ class UniformSampler:
 
     def update(self, index: Tensor, priorities: Tensor) -> None:
         """Uniform sampling ignores priorities."""
+
+    def on_write(self, where: slice | Tensor) -> None:
+        """Uniform sampling needs no bookkeeping per row."""
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}
@@ -214,7 +222,10 @@ class ReplayBuffer:
         obs_dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
         seed: int = 0,
+        sampler: Sampler | None = None,
+        discount: bool = False,
     ) -> ReplayBuffer:
+        """`sampler` replaces the uniform one; `discount` adds the per-row bootstrap factor n-step rows need."""
         specs = {
             "obs": (tuple(obs_shape), obs_dtype),
             "action": ((), torch.int64),
@@ -222,8 +233,10 @@ class ReplayBuffer:
             "next_obs": (tuple(obs_shape), obs_dtype),
             "terminated": ((), torch.bool),
         }
+        if discount:
+            specs["discount"] = ((), torch.float32)
         storage = TensorStorage(specs, capacity, device)
-        return cls(storage, UniformSampler(storage.device, seed))
+        return cls(storage, sampler if sampler is not None else UniformSampler(storage.device, seed))
 
     @property
     def capacity(self) -> int:
@@ -246,7 +259,7 @@ class ReplayBuffer:
         Args:
             rows: `obs` (B, *obs_shape), `action` (B,), `reward` (B,), `next_obs` (B, *obs_shape),
                 `terminated` (B,), on any device (copied to the buffer's device and dtypes); a dict
-                of tensors or a TensorDict.
+                of tensors or a TensorDict. n-step rows also carry `discount` (B,).
         """
         n = rows["action"].shape[0]
         for name in FIELDS:
@@ -258,6 +271,7 @@ class ReplayBuffer:
         if keep.start > 0:
             rows = {name: value[keep] for name, value in rows.items()}
         self.storage.write(where, rows)
+        self.sampler.on_write(where)
 
     def sample_tensors(self, batch_size: int) -> Batch:
         """Draw `batch_size` transitions from the filled rows, as a `Batch` on the buffer's device."""
@@ -265,7 +279,8 @@ class ReplayBuffer:
             raise ValueError("sample: the replay buffer is empty; extend it first")
         index, weights = self.sampler.sample(self.writer.size, batch_size)
         fields = self.storage.read(index)
-        return Batch(fields["obs"], fields["action"], fields["reward"], fields["next_obs"], fields["terminated"], weights, index)
+        discount = fields.get("discount")  # n-step rows only
+        return Batch(fields["obs"], fields["action"], fields["reward"], fields["next_obs"], fields["terminated"], weights, index, discount)
 
     def sample(self, batch_size: int) -> TensorDict:
         """Draw `batch_size` transitions as a TensorDict (obs, action, reward, next_obs, terminated)."""
@@ -275,6 +290,8 @@ class ReplayBuffer:
         data = {name: getattr(batch, name) for name in FIELDS}
         if batch.weights is not None:
             data["weights"] = batch.weights
+        if batch.discount is not None:
+            data["discount"] = batch.discount
         return TensorDict(data, batch_size=[batch_size], device=self.device)
 
     def update_priorities(self, index: Tensor, priorities: Tensor) -> None:

@@ -102,6 +102,16 @@ class Config:
     """Gradient steps between target-network updates."""
     tau: float = 1.0
     """Target update weight: 1 is a hard copy, below 1 Polyak averaging."""
+    n_step: int = 1
+    """Env steps summed into each stored return before bootstrapping (1 is plain one-step DQN)."""
+    per: bool = False
+    """Prioritized replay: sample rows in proportion to (|TD error| + per_eps) ** per_alpha."""
+    per_alpha: float = 0.6
+    """Priority exponent (0 samples uniformly)."""
+    per_beta_start: float = 0.4
+    """Importance-weight exponent at env step 0, annealed linearly to 1 at total_steps."""
+    per_eps: float = 1e-6
+    """Added to every |TD error| so that no stored row has probability 0."""
 
     # exploration, by env steps
     exploration: ScheduleKind = "linear"
@@ -147,6 +157,7 @@ class Config:
         positive: tuple[str, ...] = ("num_envs", "total_steps", "hidden_dim", "buffer_capacity", "batch_size")
         positive += ("train_every", "gradient_steps", "target_update_every", "eval_episodes")
         positive += ("log_every_steps", "epsilon_decay_steps", "epsilon_late_steps", "checkpoint_keep")
+        positive += ("n_step",)
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -166,6 +177,10 @@ class Config:
             )
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"gamma={self.gamma} must lie in [0, 1]")
+        if self.per_alpha < 0 or not 0.0 <= self.per_beta_start <= 1.0 or not self.per_eps > 0:
+            raise ConfigError(
+                f"per_alpha={self.per_alpha} must be >= 0, per_beta_start={self.per_beta_start} in [0, 1] and per_eps={self.per_eps} > 0"
+            )
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"tau={self.tau} must lie in (0, 1]; 1 is a hard copy")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):

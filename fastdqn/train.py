@@ -22,7 +22,9 @@ from fastdqn.envs import env_spaces, make_envs, restore_envs, snapshot_envs, val
 from fastdqn.evaluate import Evaluator
 from fastdqn.frames import frame_replay_buffer, wants_frame_storage
 from fastdqn.metrics import Metrics
-from fastdqn.schedules import epsilon_at
+from fastdqn.nstep import NStepWriter
+from fastdqn.per import PrioritizedSampler
+from fastdqn.schedules import epsilon_at, linear_schedule
 from fastdqn.signals import StopRequest, stop_on_signals
 
 
@@ -115,10 +117,17 @@ def train(
     saved = _load_for_resume(cfg, resume) if resume is not None else None
     envs = make_envs(cfg.env_id, cfg.num_envs, cfg.vectorization_mode)
     spaces = env_spaces(envs, cfg.env_id)
+    sampler = PrioritizedSampler(cfg.buffer_capacity, device, cfg.per_alpha, cfg.per_eps, cfg.seed) if cfg.per else None
     if wants_frame_storage(cfg.replay_storage, cfg.env_id, spaces.obs_shape, spaces.obs_dtype):
+        if cfg.n_step > 1:
+            raise ConfigError(f"n_step={cfg.n_step} needs --replay-storage tensor: frame storage keeps no per-row discount")
         buffer = frame_replay_buffer(cfg.buffer_capacity, spaces.obs_shape, cfg.num_envs, device, seed=cfg.seed)
+        buffer.sampler = sampler or buffer.sampler
     else:
-        buffer = ReplayBuffer.create(cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, seed=cfg.seed)
+        buffer = ReplayBuffer.create(
+            cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, seed=cfg.seed, sampler=sampler, discount=cfg.n_step > 1
+        )
+    nstep = NStepWriter(cfg.n_step, cfg.gamma, cfg.num_envs, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
     agent = DQNAgent(cfg, spaces, device)
     evaluator = Evaluator(cfg.env_id, cfg.eval_episodes, cfg.seed + 100_000, cfg.vectorization_mode) if cfg.eval_every_steps else None
     run_dir = resume if resume is not None else make_run_dir(cfg, overwrite)
@@ -160,7 +169,9 @@ def train(
                     "env": env_index,
                 }
                 keep = valid_rows(state.prev_done)  # NEXT_STEP autoreset: drop each env's reset step
-                if keep is not None:
+                if nstep is not None:
+                    rows = nstep.push(rows, state.prev_done, terminated, truncated)  # the reset step enters no window
+                elif keep is not None:
                     keep_index = torch.from_numpy(keep).to(device)
                     rows = {name: value.to(device)[keep_index] for name, value in rows.items()}
                 buffer.extend(rows)
@@ -174,8 +185,13 @@ def train(
                     metrics.add_episodes(state.env_steps, state.episode_returns[state.prev_done], state.episode_lengths[state.prev_done])
 
                 if state.env_steps >= cfg.learning_starts and len(buffer) >= cfg.batch_size and state.vector_steps % cfg.train_every == 0:
+                    if sampler is not None:
+                        sampler.beta = linear_schedule(cfg.per_beta_start, 1.0, cfg.total_steps, state.env_steps)
                     for _ in range(cfg.gradient_steps):
-                        stats = agent.update(buffer.sample_tensors(cfg.batch_size))
+                        batch = buffer.sample_tensors(cfg.batch_size)
+                        stats = agent.update(batch)
+                        if sampler is not None and batch.storage_index is not None:
+                            buffer.update_priorities(batch.storage_index, stats["td_error"].abs())
                 obs_t, state.obs = next_obs_t, next_obs
 
                 eval_returns = None
@@ -304,7 +320,7 @@ def _load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
     saved_cfg = Config.from_dict(payload["agent"]["config"])
     mismatched = [
         name
-        for name in ("env_id", "network", "hidden_dim", "num_envs", "buffer_capacity")
+        for name in ("env_id", "network", "hidden_dim", "num_envs", "buffer_capacity", "n_step", "per")
         if getattr(saved_cfg, name) != getattr(cfg, name)
     ]
     if mismatched:
