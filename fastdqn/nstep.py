@@ -21,9 +21,8 @@ Why at write time rather than at sample time (gathering N consecutive rows per s
 on cpu, torch 2.13, 1 thread: 0.36 ms at write time, 1.10 ms at sample time, against 0.23 ms for
 plain one-step replay (best of two runs on a busy shared 2-core machine; the ratios held in each).
 
-Checkpoints do not hold the window: a resumed run starts with empty windows, so the at most N - 1
-rows per env still pending at the checkpoint are never written (the run goes on correctly, but is
-not bit-exact with an uninterrupted one).
+Checkpoints hold the window (`state_dict`), so a resumed n-step run writes the rows that were still
+pending and stays bit-exact with an uninterrupted one.
 
 The window lives on the buffer's device: `obs` (N, E, *obs_shape), `action` (N, E), running `returns`
 (N, E); slot `step % N` is the newest. Which slots are pending is a host (N, E) bool array.
@@ -32,6 +31,7 @@ The window lives on the buffer's device: `obs` (N, E, *obs_shape), `action` (N, 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,3 +109,21 @@ class NStepWriter:
             "terminated": rows["terminated"].to(self.device, torch.bool, non_blocking=True).index_select(0, env_rows),
             "discount": torch.from_numpy(discount).to(self.device),
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "obs": self.obs.clone(),
+            "action": self.action.clone(),
+            "returns": self.returns.clone(),
+            "pending": torch.from_numpy(self.pending.copy()),
+            "steps": self.steps,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if tuple(state["obs"].shape) != tuple(self.obs.shape):
+            raise ValueError(f"saved n-step window is {tuple(state['obs'].shape)}, this one {tuple(self.obs.shape)}")
+        self.obs.copy_(state["obs"])
+        self.action.copy_(state["action"])
+        self.returns.copy_(state["returns"])
+        self.pending = state["pending"].numpy().copy()
+        self.steps = int(state["steps"])

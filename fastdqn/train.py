@@ -140,7 +140,7 @@ def train(
     )
     result = RunResult(agent, buffer, [], run_dir)
     if saved is not None:
-        start_time = _restore(saved, state, result, envs)
+        start_time = _restore(saved, state, result, envs, nstep)
     metrics = Metrics(
         run_dir,
         cfg.total_steps,
@@ -209,7 +209,7 @@ def train(
                 if state.env_steps >= state.next_checkpoint or done or interrupted:
                     state.next_checkpoint += cfg.checkpoint_every_steps if state.env_steps >= state.next_checkpoint else 0
                     last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
-                    path = _save_checkpoint(run_dir, cfg, agent, buffer, envs, state, metrics, result, start_time)
+                    path = _save_checkpoint(run_dir, cfg, agent, buffer, nstep, envs, state, metrics, result, start_time)
                     if interrupted:
                         raise _interrupted(stop, path, run_dir, state.env_steps)
                 if done:
@@ -275,6 +275,7 @@ def _save_checkpoint(
     cfg: Config,
     agent: DQNAgent,
     buffer: ReplayBuffer,
+    nstep: NStepWriter | None,
     envs: Any,
     state: LoopState,
     metrics: Metrics,
@@ -285,6 +286,7 @@ def _save_checkpoint(
     payload = {
         "agent": agent.state_dict(),
         "buffer": buffer.state_dict() if cfg.save_buffer else None,
+        "nstep": nstep.state_dict() if nstep is not None else None,
         "env": snapshot_envs(envs),
         "loop": {
             "obs": torch.from_numpy(np.ascontiguousarray(state.obs)),
@@ -333,11 +335,13 @@ def _load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
     return payload
 
 
-def _restore(saved: dict[str, Any], state: LoopState, result: RunResult, envs: Any) -> float:
+def _restore(saved: dict[str, Any], state: LoopState, result: RunResult, envs: Any, nstep: NStepWriter | None) -> float:
     """Put a checkpoint back into the loop's objects; returns the start time that continues wall time."""
     result.agent.load_state_dict(saved["agent"])
     if saved["buffer"] is not None:
         result.buffer.load_state_dict(saved["buffer"])
+    if nstep is not None and saved["buffer"] is not None:  # pending rows only make sense with the rows before them
+        nstep.load_state_dict(saved["nstep"])
     loop = saved["loop"]
     state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
     if saved["env"] is not None:
