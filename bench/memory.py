@@ -20,6 +20,18 @@ KINDS = {"cartpole": ((4,), "float32"), "atari": ((4, 84, 84), "uint8")}
 
 
 def peak_rss_bytes() -> int:
+    """This interpreter's peak resident memory.
+
+    Linux's `VmHWM` first: `ru_maxrss` survives fork + exec, so a probe started by a process that
+    once held gigabytes would report the parent's peak instead of its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # ru_maxrss is KiB on Linux
 
 
