@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-START = time.perf_counter()  # earliest point in fastdqn's own code: wall times count the imports
+# Wall times count from the process start, interpreter start-up and imports included; where the
+# OS does not say when that was, from this module's import (after torch, which `fastdqn` imports).
+START = time.perf_counter()
 
 import ast  # noqa: E402
 import dataclasses  # noqa: E402
@@ -109,9 +111,12 @@ def _train(preset_name: str, config_file: Path | None, quiet: bool, resume: Path
             cfg = build_config(preset_name, resume / "config.json", values)
         else:
             cfg = build_config(preset_name, config_file, values)
+        from fastdqn.sysinfo import process_age_seconds
         from fastdqn.train import train
 
-        result = train(cfg, progress=not quiet, start_time=START, resume=resume, overwrite=overwrite)
+        age = process_age_seconds()
+        start = time.perf_counter() - age if age is not None else START
+        result = train(cfg, progress=not quiet, start_time=start, resume=resume, overwrite=overwrite)
     except FastDQNError as error:
         raise fail(str(error), error.exit_code) from None
     table = Table(title=f"fastdqn · {cfg.env_id} · seed {cfg.seed}", show_header=False)

@@ -9,6 +9,18 @@ from importlib import metadata
 import torch
 
 
+def process_age_seconds() -> float | None:
+    """Seconds since this process started (interpreter start-up and imports included), Linux only."""
+    try:
+        with open("/proc/self/stat") as stat:
+            start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/uptime") as uptime:
+            uptime_seconds = float(uptime.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(uptime_seconds - start_ticks / os.sysconf("SC_CLK_TCK"), 0.0)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
