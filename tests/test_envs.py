@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import toyenv
+from configs import counter_config
 
 import fastdqn
 from fastdqn.envs import EnvError, make_envs, valid_rows
@@ -11,20 +12,8 @@ from fastdqn.envs import EnvError, make_envs, valid_rows
 
 def collect(num_envs: int = 3, total_steps: int = 120, **overrides: object) -> fastdqn.RunResult:
     """Run the real training loop on the counter env without updates, keeping every transition."""
-    cfg = fastdqn.Config(
-        env_id="toyenv:Counter-v0",
-        num_envs=num_envs,
-        total_steps=total_steps,
-        learning_starts=total_steps - 1,
-        buffer_capacity=1000,
-        batch_size=4,
-        eval_every_steps=0,
-        stop_at_return=None,
-        device="cpu",
-        out_dir=str(overrides.pop("out_dir")),
-        save_plot=False,
-        **overrides,  # type: ignore[arg-type]
-    )
+    out_dir = overrides.pop("out_dir")
+    cfg = counter_config(out_dir, num_envs=num_envs, total_steps=total_steps, learning_starts=total_steps - 1, batch_size=4, **overrides)
     return fastdqn.train(cfg)
 
 

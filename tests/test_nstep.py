@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import toyenv
+from configs import counter_config, quiet_config
 from gymnasium.vector import AutoresetMode
 
 import fastdqn
@@ -172,21 +173,7 @@ def test_nstep_rows_wrap_the_replay_ring_in_order() -> None:
 
 
 def test_train_with_nstep_stores_discounts_and_targets_use_them(tmp_path: Path) -> None:
-    cfg = fastdqn.Config(
-        env_id="toyenv:Counter-v0",
-        num_envs=3,
-        total_steps=150,
-        learning_starts=60,
-        buffer_capacity=1000,
-        batch_size=8,
-        eval_every_steps=0,
-        stop_at_return=None,
-        device="cpu",
-        out_dir=str(tmp_path),
-        save_plot=False,
-        gamma=GAMMA,
-        n_step=3,
-    )
+    cfg = counter_config(tmp_path, total_steps=150, gamma=GAMMA, n_step=3)
     run = fastdqn.train(cfg)
     n = len(run.buffer)
     rows = {name: t[:n] for name, t in run.buffer.storage.fields.items()}
@@ -209,19 +196,7 @@ def test_resume_refuses_a_different_n_step(tmp_path: Path) -> None:
     from fastdqn.config import ConfigError
     from fastdqn.train import TrainingInterrupted
 
-    cfg = fastdqn.Config(
-        total_steps=1_200,
-        learning_starts=400,
-        num_envs=8,
-        eval_every_steps=0,
-        checkpoint_every_steps=800,
-        stop_at_return=None,
-        device="cpu",
-        out_dir=str(tmp_path),
-        run_name="run",
-        save_plot=False,
-        n_step=3,
-    )
+    cfg = quiet_config(tmp_path, total_steps=1_200, learning_starts=400, num_envs=8, checkpoint_every_steps=800, run_name="run", n_step=3)
     with pytest.raises(TrainingInterrupted):
         fastdqn.train(cfg, interrupt_at_step=800)
     # stored rows hold 3-step returns: reading them as one-step rows would be silently wrong

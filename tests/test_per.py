@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from configs import counter_config, quiet_config
 
 import fastdqn
 from fastdqn import ReplayBuffer
@@ -196,22 +197,7 @@ def test_prioritized_settings_reject_bad_values(make: Callable[[], object], mess
 
 
 def test_train_with_per_updates_priorities_and_anneals_beta(tmp_path: Path) -> None:
-    cfg = fastdqn.Config(
-        env_id="toyenv:Counter-v0",
-        num_envs=3,
-        total_steps=300,
-        learning_starts=60,
-        buffer_capacity=1000,
-        batch_size=8,
-        eval_every_steps=0,
-        stop_at_return=None,
-        device="cpu",
-        out_dir=str(tmp_path),
-        save_plot=False,
-        n_step=3,
-        per=True,
-        per_beta_start=0.4,
-    )
+    cfg = counter_config(tmp_path, total_steps=300, n_step=3, per=True, per_beta_start=0.4)
     run = fastdqn.train(cfg)
     sampler = run.buffer.sampler
     assert isinstance(sampler, PrioritizedSampler)
@@ -225,19 +211,7 @@ def test_train_with_per_resumes_exactly(tmp_path: Path) -> None:
     from fastdqn.train import TrainingInterrupted
 
     def cfg(out: Path) -> fastdqn.Config:
-        return fastdqn.Config(
-            total_steps=1_600,
-            learning_starts=400,
-            num_envs=8,
-            eval_every_steps=0,
-            checkpoint_every_steps=800,
-            stop_at_return=None,
-            device="cpu",
-            out_dir=str(out),
-            run_name="run",
-            save_plot=False,
-            per=True,
-        )
+        return quiet_config(out, total_steps=1_600, learning_starts=400, num_envs=8, checkpoint_every_steps=800, run_name="run", per=True)
 
     straight = fastdqn.train(cfg(tmp_path / "a"))
     with pytest.raises(TrainingInterrupted):
@@ -251,21 +225,7 @@ def test_train_with_per_resumes_exactly(tmp_path: Path) -> None:
 
 
 def test_per_works_over_frame_storage_and_n_step_is_refused_there(tmp_path: Path) -> None:
-    cfg = fastdqn.Config(
-        env_id="toyenv:ImageCounter-v0",
-        replay_storage="frames",
-        num_envs=3,
-        total_steps=300,
-        learning_starts=60,
-        buffer_capacity=500,
-        batch_size=8,
-        eval_every_steps=0,
-        stop_at_return=None,
-        device="cpu",
-        out_dir=str(tmp_path),
-        save_plot=False,
-        per=True,
-    )
+    cfg = counter_config(tmp_path, env_id="toyenv:ImageCounter-v0", replay_storage="frames", total_steps=300, buffer_capacity=500, per=True)
     run = fastdqn.train(cfg)
     sampler = run.buffer.sampler
     assert isinstance(sampler, PrioritizedSampler)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from configs import quiet_config
 
 import fastdqn
 from fastdqn.checkpoint import load_checkpoint
@@ -19,23 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def config(tmp_path: Path, **overrides: object) -> fastdqn.Config:
-    values: dict[str, object] = {
-        "total_steps": 4_000,
-        "learning_starts": 400,
-        "num_envs": 8,
-        "eval_every_steps": 1_000,
-        "eval_episodes": 3,
-        "log_every_steps": 400,
-        "checkpoint_every_steps": 1_000,
-        "stop_at_return": None,
-        "device": "cpu",
-        "out_dir": str(tmp_path),
-        "run_name": "run",
-        "save_plot": False,
-        "seed": 11,
-    }
-    values.update(overrides)
-    return fastdqn.Config(**values)  # type: ignore[arg-type]
+    values: dict[str, object] = {"total_steps": 4_000, "learning_starts": 400, "num_envs": 8, "eval_every_steps": 1_000, "eval_episodes": 3}
+    values |= {"log_every_steps": 400, "checkpoint_every_steps": 1_000, "run_name": "run", "seed": 11}
+    return quiet_config(tmp_path, **{**values, **overrides})
 
 
 def csv_rows(path: Path, drop: tuple[str, ...] = ("wall_s", "sps")) -> list[dict[str, str]]:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from configs import quiet_config
 
 import fastdqn
 from fastdqn.agent import DQNAgent
@@ -19,13 +20,8 @@ def small_config(tmp_path: Path, **overrides: object) -> fastdqn.Config:
         "eval_every_steps": 1_000,
         "eval_episodes": 4,
         "log_every_steps": 500,
-        "stop_at_return": None,
-        "device": "cpu",
-        "out_dir": str(tmp_path),
-        "save_plot": False,
     }
-    values.update(overrides)
-    return fastdqn.Config(**values)  # type: ignore[arg-type]
+    return quiet_config(tmp_path, **{**values, **overrides})
 
 
 def test_same_seed_gives_the_same_curve_and_weights_on_cpu(tmp_path: Path) -> None:
