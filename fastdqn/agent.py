@@ -49,6 +49,7 @@ class DQNAgent:
         self._loss_fn: Callable[..., tuple[Tensor, Tensor, Tensor]] = self._td_loss
         if self.compiled:
             self._loss_fn = torch.compile(self._td_loss, mode=cfg.compile_mode)
+        self.cuda_graphs = self.compiled and self.device.type == "cuda" and cfg.compile_mode in ("reduce-overhead", "max-autotune")
 
     @classmethod
     def from_config(cls, cfg: Config, spaces: EnvSpaces) -> DQNAgent:
@@ -145,6 +146,8 @@ class DQNAgent:
             obs, action, reward, next_obs, terminated = (batch[k] for k in ("obs", "action", "reward", "next_obs", "terminated"))
             weights = batch.get("weights", None)
             discount = batch.get("discount", None)
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()  # a new step: the previous replay's outputs may be reused
         loss, q_mean, td_error = self._loss_fn(obs, action, reward, next_obs, terminated, weights, discount)
         self.online.zero_grad()
         loss.backward()
@@ -155,7 +158,10 @@ class DQNAgent:
         self.updates += 1
         if self.updates % self.cfg.target_update_every == 0:
             self.sync_target()
-        return {"loss": loss.detach(), "q_mean": q_mean, "td_error": td_error}
+        stats = {"loss": loss.detach(), "q_mean": q_mean, "td_error": td_error}
+        if self.cuda_graphs:  # CUDA-graph outputs live in buffers the next replay overwrites; stats are read later
+            stats = {name: value.clone() for name, value in stats.items()}
+        return stats
 
     @torch.no_grad()
     def sync_target(self) -> None:

@@ -51,3 +51,12 @@ def test_unknown_preset_and_unknown_fields_are_refused() -> None:
         fastdqn.preset("fast")
     with pytest.raises(ConfigError, match="unknown config fields"):
         Config.from_dict({"gama": 0.9})
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the choice on machines without CUDA")
+def test_device_auto_picks_cpu_without_cuda() -> None:
+    from fastdqn.device import resolve_device
+
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        resolve_device("cuda:1")
