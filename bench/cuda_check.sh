@@ -29,6 +29,8 @@ PY
 status=0
 "$BIN/python" -m pytest tests -m cuda -q -o addopts= -rfEs || status=$?
 "$BIN/python" -m pytest tests -m "not cuda" -k cuda -q -o addopts= -rfEs || { rc=$?; [ "$rc" -eq 5 ] || status=$rc; }  # 5: none selected
+# the CLI end to end on the GPU, compiled update included (--compile auto compiles on CUDA)
+"$BIN/fastdqn" train --num-envs 16 --device cuda --quiet --out "$(mktemp -d)" --run-name cuda-check || status=$?
 "$BIN/python" bench/run.py "$@" || status=$?
 "$BIN/python" -c "import torch; print('bench device:', torch.cuda.get_device_name(0))"
 exit "$status"
