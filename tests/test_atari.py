@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from configs import quiet_config
 from gymnasium.vector import VectorEnv
 
-from fastdqn import Config, ReplayBuffer, train
+from fastdqn import ReplayBuffer, train
 from fastdqn.buffer import FIELDS
 from fastdqn.config import preset
 from fastdqn.envs import make_envs, valid_rows
@@ -163,19 +164,15 @@ def test_frame_storage_rebuilds_breakout_stacks_across_life_losses(mode: str) ->
 
 @needs_ale
 def test_train_on_an_ale_id_uses_frames_and_the_cnn_whatever_the_preset(tmp_path: Path) -> None:
-    cfg = Config(
+    cfg = quiet_config(
+        tmp_path,
         env_id="ALE/Pong-v5",
         num_envs=2,
-        device="cpu",
         total_steps=96,
         learning_starts=48,
         batch_size=8,
         gradient_steps=1,
         buffer_capacity=1_000,
-        eval_every_steps=0,
-        stop_at_return=None,
-        save_plot=False,
-        out_dir=str(tmp_path),
     )
     result = train(cfg)
     assert isinstance(result.buffer.storage, FrameStorage)

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from configs import quiet_config
 
-from fastdqn import Config, ReplayBuffer, train
+from fastdqn import ReplayBuffer, train
 from fastdqn.buffer import FIELDS
 from fastdqn.config import ConfigError
 from fastdqn.envs import make_envs, valid_rows
@@ -158,19 +159,15 @@ def test_wants_frame_storage_for_ale_ids_and_uint8_stacks_only() -> None:
 
 
 def test_train_links_frames_through_env_ids(tmp_path: Path) -> None:
-    cfg = Config(
+    cfg = quiet_config(
+        tmp_path,
         env_id="framestack_env:Frames-v0",
         replay_storage="frames",
         num_envs=4,
-        device="cpu",
         total_steps=800,
         learning_starts=200,
         batch_size=16,
         buffer_capacity=512,
-        eval_every_steps=0,
-        stop_at_return=None,
-        save_plot=False,
-        out_dir=str(tmp_path),
     )
     result = train(cfg)
     storage = result.buffer.storage
