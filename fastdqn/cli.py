@@ -80,7 +80,7 @@ def _train_options() -> list[inspect.Parameter]:
         help_text = f"{docs.get(f.name, '')} [cartpole preset: {default_value}]"
         # built at runtime from the field's type, so it goes through Any rather than a static annotation
         annotation = cast(Any, Annotated)[base | None, typer.Option(*flags, help=help_text, show_default=False)]
-        parameters.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+        parameters.append(_keyword(f.name, None, annotation))
     return parameters
 
 
@@ -135,48 +135,30 @@ def _train(preset_name: str, config_file: Path | None, quiet: bool, resume: Path
     console.print(table)
 
 
+def _keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
 def _make_train_command() -> Callable[..., None]:
     def train_command(**kwargs: Any) -> None:
-        _train(
-            kwargs.pop("preset_name"),
-            kwargs.pop("config_file"),
-            kwargs.pop("quiet"),
-            kwargs.pop("resume"),
-            kwargs.pop("overwrite"),
-            **kwargs,
-        )
+        _train(**kwargs)  # the fixed options below and the Config fields, by name
 
     fixed = [
-        inspect.Parameter(
+        _keyword(
             "preset_name",
-            inspect.Parameter.KEYWORD_ONLY,
-            default="cartpole",
-            annotation=Annotated[str, typer.Option("--preset", help=f"Starting values: {', '.join(config_module.PRESETS)}.")],
+            "cartpole",
+            Annotated[str, typer.Option("--preset", help=f"Starting values: {', '.join(config_module.PRESETS)}.")],
         ),
-        inspect.Parameter(
+        _keyword(
             "config_file",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[Path | None, typer.Option("--config", help="Start from a saved config.json instead of a preset.")],
+            None,
+            Annotated[Path | None, typer.Option("--config", help="Start from a saved config.json instead of a preset.")],
         ),
-        inspect.Parameter(
-            "quiet",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=False,
-            annotation=Annotated[bool, typer.Option("--quiet", help="No progress bar.")],
+        _keyword("quiet", False, Annotated[bool, typer.Option("--quiet", help="No progress bar.")]),
+        _keyword(
+            "resume", None, Annotated[Path | None, typer.Option("--resume", help="Continue this run folder from its newest checkpoint.")]
         ),
-        inspect.Parameter(
-            "resume",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[Path | None, typer.Option("--resume", help="Continue this run folder from its newest checkpoint.")],
-        ),
-        inspect.Parameter(
-            "overwrite",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=False,
-            annotation=Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder of the same name.")],
-        ),
+        _keyword("overwrite", False, Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder of the same name.")]),
     ]
     train_command.__dict__["__signature__"] = inspect.Signature(fixed + _train_options())  # typer reads the options from it
     train_command.__doc__ = "Train a DQN agent; every option defaults to the chosen preset's value."
