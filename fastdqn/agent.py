@@ -51,10 +51,6 @@ class DQNAgent:
             self._loss_fn = torch.compile(self._td_loss, mode=cfg.compile_mode)
         self.cuda_graphs = self.compiled and self.device.type == "cuda" and cfg.compile_mode in ("reduce-overhead", "max-autotune")
 
-    @classmethod
-    def from_config(cls, cfg: Config, spaces: EnvSpaces) -> DQNAgent:
-        return cls(cfg, spaces)
-
     def _as_input(self, obs: Tensor) -> Tensor:
         return obs.to(self.device, non_blocking=True)
 

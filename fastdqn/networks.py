@@ -102,9 +102,3 @@ def build_q_network(kind: str, obs_shape: tuple[int, ...], n_actions: int, hidde
 def network_signature(q_network: nn.Module) -> dict[str, list[int]]:
     """Parameter name -> shape, to refuse loading weights into a different architecture."""
     return {name: list(t.shape) for name, t in q_network.state_dict().items()}
-
-
-@torch.no_grad()
-def greedy_actions(q_network: nn.Module, obs: Tensor) -> Tensor:
-    actions: Tensor = q_network(obs).argmax(dim=1)  # (B,)
-    return actions
