@@ -241,6 +241,8 @@ def _env_step(envs: Any, actions: np.ndarray, env_steps: int) -> tuple[np.ndarra
 
 def _check_finite(agent: DQNAgent, stats: dict[str, torch.Tensor] | None, last_good_step: int, env_steps: int) -> int:
     """Refuse to log or checkpoint non-finite weights; returns the env step now known to be good."""
+    if last_good_step == env_steps:
+        return env_steps  # checked already at this step (a log row and a checkpoint fall on the same step)
     finite = bool(torch.isfinite(agent.online.data).all()) and (stats is None or bool(torch.isfinite(stats["loss"])))  # sync point
     if not finite:
         raise TrainingFailed(
