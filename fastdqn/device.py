@@ -40,8 +40,9 @@ def should_compile(choice: str, device: torch.device) -> bool:
 class HostToDevice:
     """Copies numpy arrays from the env to `device`: zero-copy on CPU, pinned staging on CUDA.
 
-    On CUDA each field goes through a pinned buffer reused every step, so the copy is asynchronous;
-    the next `actions.cpu()` synchronises the stream before the buffer is written again.
+    On CUDA each field goes through a pinned buffer reused every step (sized for the largest batch
+    seen, so a step that keeps fewer rows reuses it), which makes the copy asynchronous; the next
+    `actions.cpu()` synchronises the stream before the buffer is written again.
     """
 
     def __init__(self, device: torch.device):
@@ -49,11 +50,12 @@ class HostToDevice:
         self.staging: dict[str, torch.Tensor] = {}
 
     def __call__(self, name: str, array: np.ndarray) -> torch.Tensor:
-        host = torch.from_numpy(np.ascontiguousarray(array))
+        host = torch.from_numpy(np.ascontiguousarray(array))  # (n, ...): a batch of env rows
         if self.device.type == "cpu":
             return host
+        n = host.shape[0]
         staged = self.staging.get(name)
-        if staged is None or staged.shape != host.shape or staged.dtype != host.dtype:
-            staged = self.staging[name] = torch.empty(host.shape, dtype=host.dtype).pin_memory()
-        staged.copy_(host)
-        return staged.to(self.device, non_blocking=True)
+        if staged is None or staged.shape[1:] != host.shape[1:] or staged.dtype != host.dtype or staged.shape[0] < n:
+            staged = self.staging[name] = torch.empty((max(n, 1), *host.shape[1:]), dtype=host.dtype).pin_memory()
+        staged[:n].copy_(host)
+        return staged[:n].to(self.device, non_blocking=True)

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def mlp_q(obs: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w3: Tensor, b3: Tensor) -> Tensor:
+    """The MLP's forward as a function of its weights: obs (B, *obs_shape) -> Q (B, A)."""
+    x = obs if obs.dim() == 2 and obs.dtype == torch.float32 else obs.flatten(1).float()  # (B, obs_dim)
+    x = F.relu(F.linear(x, w1, b1))
+    x = F.relu(F.linear(x, w2, b2))  # (B, H)
+    return F.linear(x, w3, b3)
+
+
+def dueling_q(obs: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, wa: Tensor, ba: Tensor, wv: Tensor, bv: Tensor) -> Tensor:
+    """The dueling MLP's forward: the trunk, then `V + A - mean(A)`."""
+    x = obs if obs.dim() == 2 and obs.dtype == torch.float32 else obs.flatten(1).float()
+    x = F.relu(F.linear(x, w1, b1))
+    features = F.relu(F.linear(x, w2, b2))  # (B, H)
+    advantage = F.linear(features, wa, ba)  # (B, A)
+    return F.linear(features, wv, bv) + advantage - advantage.mean(dim=1, keepdim=True)
 
 
 class MLP(nn.Module):
@@ -23,13 +41,12 @@ class MLP(nn.Module):
         self.hidden2 = nn.Linear(hidden_dim, hidden_dim)
         self.head = nn.Linear(hidden_dim, n_actions)
 
-    def features(self, obs: Tensor) -> Tensor:
-        x = obs.flatten(1).float()  # (B, obs_dim)
-        x = F.relu(F.linear(x, self.hidden1.weight, self.hidden1.bias))
-        return F.relu(F.linear(x, self.hidden2.weight, self.hidden2.bias))  # (B, H)
+    def weights(self) -> tuple[Tensor, ...]:
+        """The parameters in the order `mlp_q` takes them."""
+        return (self.hidden1.weight, self.hidden1.bias, self.hidden2.weight, self.hidden2.bias, self.head.weight, self.head.bias)
 
     def forward(self, obs: Tensor) -> Tensor:
-        return F.linear(self.features(obs), self.head.weight, self.head.bias)  # (B, A)
+        return mlp_q(obs, *self.weights())  # (B, A)
 
 
 class DuelingMLP(MLP):
@@ -39,11 +56,11 @@ class DuelingMLP(MLP):
         super().__init__(obs_shape, n_actions, hidden_dim)
         self.value = nn.Linear(hidden_dim, 1)
 
+    def weights(self) -> tuple[Tensor, ...]:
+        return (*super().weights(), self.value.weight, self.value.bias)
+
     def forward(self, obs: Tensor) -> Tensor:
-        features = self.features(obs)  # (B, H)
-        advantage = F.linear(features, self.head.weight, self.head.bias)  # (B, A)
-        value = F.linear(features, self.value.weight, self.value.bias)  # (B, 1)
-        return value + advantage - advantage.mean(dim=1, keepdim=True)
+        return dueling_q(obs, *self.weights())
 
 
 class NatureCNN(nn.Module):
@@ -97,6 +114,27 @@ def build_q_network(kind: str, obs_shape: tuple[int, ...], n_actions: int, hidde
     if kind == "dueling":
         return DuelingMLP(obs_shape, n_actions, hidden_dim)
     raise ValueError(f"unknown network {kind!r}; choose mlp, dueling or nature_cnn")
+
+
+def frozen_forward(q_network: nn.Module) -> Callable[[Tensor], Tensor]:
+    """`q_network`'s forward over detached views of its weights, for acting and TD targets.
+
+    The views share memory with the parameters, so in-place optimizer steps, target syncs and
+    `load_state_dict` show through; the forward records no autograd graph and, for the MLPs, skips
+    the module attribute lookups (a dozen per call, a tenth of acting's cost on a small CPU).
+    Build it once the network sits on its device: `.to()` would move the parameters away from the views.
+    """
+    if isinstance(q_network, MLP):
+        frozen = tuple(w.detach() for w in q_network.weights())
+        q_of = dueling_q if isinstance(q_network, DuelingMLP) else mlp_q
+        return lambda obs: q_of(obs, *frozen)
+
+    def no_grad_forward(obs: Tensor) -> Tensor:
+        with torch.no_grad():
+            q: Tensor = q_network(obs)
+        return q
+
+    return no_grad_forward
 
 
 def network_signature(q_network: nn.Module) -> dict[str, list[int]]:

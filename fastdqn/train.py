@@ -151,30 +151,31 @@ def train(
     )
     result.metrics = metrics.rows
     to_device = HostToDevice(device)
-    env_index = torch.arange(cfg.num_envs, device=device)  # lets FrameStorage link each env's rows
+    env_index = np.arange(cfg.num_envs)  # lets FrameStorage link each env's rows
     obs_t, stats, last_good_step = to_device("obs", state.obs), None, state.env_steps
     try:
         with stop_on_signals() as stop:
             while state.env_steps < cfg.total_steps:
                 epsilon = epsilon_at(cfg, state.env_steps)
-                actions = agent.act(obs_t, epsilon)
-                next_obs, rewards, terminated, truncated = _env_step(envs, actions.cpu().numpy(), state.env_steps)  # the per-step sync
+                actions = agent.act(obs_t, epsilon).cpu().numpy()  # the per-step sync
+                next_obs, rewards, terminated, truncated = _env_step(envs, actions, state.env_steps)
                 next_obs_t = to_device("next_obs", next_obs)
                 rows = {
-                    "obs": obs_t,
+                    "obs": state.obs,
                     "action": actions,
-                    "reward": to_device("reward", rewards),
-                    "next_obs": next_obs_t,
-                    "terminated": to_device("terminated", terminated),
+                    "reward": rewards,
+                    "next_obs": next_obs,
+                    "terminated": terminated,
                     "env": env_index,
                 }
-                keep = valid_rows(state.prev_done)  # NEXT_STEP autoreset: drop each env's reset step
-                if nstep is not None:
-                    rows = nstep.push(rows, state.prev_done, terminated, truncated)  # the reset step enters no window
-                elif keep is not None:
-                    keep_index = torch.from_numpy(keep).to(device)
-                    rows = {name: value.to(device)[keep_index] for name, value in rows.items()}
-                buffer.extend(rows)
+                if nstep is None:
+                    keep = valid_rows(state.prev_done)  # NEXT_STEP autoreset: drop each env's reset step, on the host
+                    if keep is not None:
+                        rows = {name: value[keep] for name, value in rows.items()}
+                    buffer.extend({name: to_device(name, value) for name, value in rows.items()})
+                else:  # the reset step enters no window
+                    device_rows = {name: to_device(name, value) for name, value in rows.items()}
+                    buffer.extend(nstep.push(device_rows, state.prev_done, terminated, truncated))
 
                 state.episode_returns = np.where(state.prev_done, 0.0, state.episode_returns + rewards)
                 state.episode_lengths = np.where(state.prev_done, 0, state.episode_lengths + 1)
