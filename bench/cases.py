@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bench.baselines.bare_ring import BareRing
 from bench.baselines.tutorial_buffer import ReplayBufferQue, sample_tensors
 from fastdqn import Batch, Config, DQNAgent, ReplayBuffer
 from fastdqn.envs import EnvSpaces, make_envs
@@ -159,7 +160,7 @@ def random_rows(n: int, device: torch.device | str, seed: int = 0) -> dict[str, 
 
 
 def replay_extend(impl: str, num_envs: int, device: str, capacity: int) -> Callable[[], None]:
-    """Append one vector step of `num_envs` rows: fastdqn's `extend`, or the tutorial's push per row."""
+    """Append one vector step of `num_envs` rows: fastdqn's `extend`, the tutorial's push per row, or the bare ring's `add`."""
     step = cartpole_step_rows(num_envs)
     if impl == "baseline":
         memory = ReplayBufferQue(capacity)
@@ -170,8 +171,17 @@ def replay_extend(impl: str, num_envs: int, device: str, capacity: int) -> Calla
                 memory.push((obs[i], actions[i], rewards[i], next_obs[i], dones[i]))
 
         return push_rows
-    buffer = ReplayBuffer.create(capacity, (4,), device=device)
     rows = {k: torch.from_numpy(step[k]).to(device) for k in ("obs", "action", "reward", "next_obs", "terminated")}
+    if impl == "bare":
+        ring = BareRing(capacity, 4, device)
+        done = rows["terminated"].float()
+
+        def add() -> None:
+            ring.add(rows["obs"], rows["action"], rows["reward"], rows["next_obs"], done)
+            synchronize(device)
+
+        return add
+    buffer = ReplayBuffer.create(capacity, (4,), device=device)
 
     def extend() -> None:
         buffer.extend(rows)
@@ -183,8 +193,9 @@ def replay_extend(impl: str, num_envs: int, device: str, capacity: int) -> Calla
 def replay_sample(impl: str, batch_size: int, device: str, rows: int) -> Callable[[], object]:
     """Draw `batch_size` rows as tensors ready for the update from a buffer holding `rows` rows.
 
-    impl: `tensors` (`sample_tensors`, the training hot path), `tensordict` (`sample`, the public API)
-    or `baseline` (`random.sample` on the deque, then `torch.tensor(np.array(...))`).
+    impl: `tensors` (`sample_tensors`, the training hot path), `tensordict` (`sample`, the public API),
+    `baseline` (`random.sample` on the deque, then `torch.tensor(np.array(...))`) or `bare` (five
+    tensors indexed by one `torch.randint`, the floor a hand-written ring sets).
     """
     if impl == "baseline":
         memory = ReplayBufferQue(rows)
@@ -200,9 +211,15 @@ def replay_sample(impl: str, batch_size: int, device: str, rows: int) -> Callabl
             return batch
 
         return sample_baseline
-    buffer = ReplayBuffer.create(rows, (4,), device=device)
-    buffer.extend(random_rows(rows, device))
-    draw = buffer.sample_tensors if impl == "tensors" else buffer.sample
+    filled = random_rows(rows, device)
+    if impl == "bare":
+        ring = BareRing(rows, 4, device)
+        ring.add(filled["obs"], filled["action"], filled["reward"], filled["next_obs"], filled["terminated"].float())
+        draw: Callable[[int], object] = ring.sample
+    else:
+        buffer = ReplayBuffer.create(rows, (4,), device=device)
+        buffer.extend(filled)
+        draw = buffer.sample_tensors if impl == "tensors" else buffer.sample
 
     def sample() -> object:
         batch = draw(batch_size)

@@ -33,14 +33,14 @@ class OneCall:
         return target()
 
 
-@pytest.mark.parametrize("impl", ["fastdqn", "baseline"])
+@pytest.mark.parametrize("impl", ["fastdqn", "bare", "baseline"])
 def test_bench_replay_extend_runs_tiny(device: str, impl: str) -> None:
     benchmark = OneCall()
     bench_replay.bench_replay_extend(benchmark, device, impl, 16)
     assert benchmark.calls == 1 and benchmark.extra_info["unit"] == "s"
 
 
-@pytest.mark.parametrize("impl", ["tensors", "tensordict", "baseline"])
+@pytest.mark.parametrize("impl", ["tensors", "tensordict", "bare", "baseline"])
 def test_bench_replay_sample_runs_tiny(device: str, impl: str) -> None:
     benchmark = OneCall()
     bench_replay.bench_replay_sample(benchmark, device, impl, 256)
@@ -156,11 +156,15 @@ def test_report_targets_judge_the_replay_path_against_40_us_and_15x() -> None:
         "b": {"name": "bench_replay_sample", "params": {"device": "cpu", "impl": "tensors", "batch_size": 256}, "outcome": "passed"},
         "c": {"name": "bench_replay_extend", "params": {"device": "cpu", "impl": "baseline", "num_envs": 16}, "outcome": "passed"},
         "d": {"name": "bench_replay_sample", "params": {"device": "cpu", "impl": "baseline", "batch_size": 256}, "outcome": "passed"},
+        "e": {"name": "bench_replay_extend", "params": {"device": "cpu", "impl": "bare", "num_envs": 16}, "outcome": "passed"},
+        "f": {"name": "bench_replay_sample", "params": {"device": "cpu", "impl": "bare", "batch_size": 256}, "outcome": "passed"},
     }
-    timed = {"benchmarks": [_timed("a", 10e-6), _timed("b", 20e-6), _timed("c", 8e-6), _timed("d", 772e-6)]}
+    timed = {"benchmarks": [_timed(k, t) for k, t in zip("abcdef", (10e-6, 20e-6, 8e-6, 772e-6, 12e-6, 12e-6), strict=True)]}
     verdicts = {target: verdict for target, _, verdict in report.targets(report.build_rows(timed, cases))}
     assert verdicts["replay path (extend 16 + sample_tensors 256) <= 40 µs"] == "met"
     assert verdicts["replay path >= 15x the tutorial deque"] == "met"  # 780 / 30 = 26x
+    relative = next(v for t, v in verdicts.items() if t.startswith("replay path <= 1.11x a bare torch ring"))
+    assert relative == "NOT met"  # 30 µs is 1.25x the bare ring's 24 µs: under 40 µs, yet slower than the budget's ratio
     assert verdicts["collection at 16 envs >= 100,000 steps/s"] == "not measured"
 
 
