@@ -34,7 +34,7 @@ def agent_for(network: str, loss: str, device: str = "cpu", **overrides: object)
 @pytest.mark.parametrize("network", ["mlp", "dueling"])
 @pytest.mark.parametrize("loss", ["huber", "mse"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_explicit_gradients_match_autograd(device: str, network: str, loss: str, weighted: bool) -> None:
+def test_mlp_td_backward_matches_autograd(device: str, network: str, loss: str, weighted: bool) -> None:
     agent = agent_for(network, loss, device)
     assert agent.explicit_backward
     batch = fastdqn.Batch(*(t.to(device) if t is not None else None for t in batch_of(64, seed=1)))
@@ -56,7 +56,7 @@ def test_explicit_gradients_match_autograd(device: str, network: str, loss: str,
         torch.testing.assert_close(grad, ref, rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
 
 
-def test_explicit_and_autograd_training_stay_together() -> None:
+def test_agent_update_explicit_and_autograd_paths_stay_together() -> None:
     """Fifty updates with sync, clipping and PER weights: the two paths end at the same weights."""
     settings = {"target_update_every": 10, "max_grad_norm": 1.0, "learning_rate": 1e-3}
     explicit, autograd = agent_for("dueling", "huber", **settings), agent_for("dueling", "huber", **settings)
@@ -69,6 +69,6 @@ def test_explicit_and_autograd_training_stay_together() -> None:
     torch.testing.assert_close(explicit.target.data, autograd.target.data, rtol=1e-4, atol=1e-5)
 
 
-def test_image_networks_keep_autograd() -> None:
+def test_agent_keeps_autograd_for_image_networks() -> None:
     agent = DQNAgent(fastdqn.Config(network="nature_cnn", compile="off"), EnvSpaces((4, 84, 84), torch.uint8, 6))
     assert not agent.explicit_backward
