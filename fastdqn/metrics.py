@@ -7,6 +7,7 @@ arrive as device tensors and are read back (one sync) only when a row is written
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import time
 from collections import deque
@@ -92,11 +93,14 @@ class Metrics:
             self.progress.start()
 
     def add_episodes(self, env_steps: int, returns: np.ndarray, lengths: np.ndarray) -> None:
-        for ret, length in zip(returns.tolist(), lengths.tolist(), strict=True):
-            self._episodes.writerow((env_steps, ret, length))
-            self.recent_returns.append(ret)
-            self.recent_lengths.append(length)
-        self.episodes += len(returns)
+        """Episodes that ended at `env_steps`: returns (K,), lengths (K,)."""
+        returns_list, lengths_list = returns.tolist(), lengths.tolist()
+        # one writerows call: with 256 envs a dozen episodes end every step, and a Python loop of
+        # writerow calls cost a tenth of collection time
+        self._episodes.writerows(zip(itertools.repeat(env_steps), returns_list, lengths_list))
+        self.recent_returns.extend(returns_list)
+        self.recent_lengths.extend(lengths_list)
+        self.episodes += len(returns_list)
 
     def log(
         self, env_steps: int, updates: int, epsilon: float, stats: dict[str, Tensor] | None, eval_returns: np.ndarray | None = None
