@@ -40,9 +40,11 @@ def should_compile(choice: str, device: torch.device) -> bool:
 class HostToDevice:
     """Copies numpy arrays from the env to `device`: zero-copy on CPU, pinned staging on CUDA.
 
-    On CUDA each field goes through a pinned buffer reused every step (sized for the largest batch
-    seen, so a step that keeps fewer rows reuses it), which makes the copy asynchronous; the next
-    `actions.cpu()` synchronises the stream before the buffer is written again.
+    On CUDA each name has a pinned buffer reused every step (sized for the largest batch seen, so a
+    step that keeps fewer rows reuses it), which makes the copy asynchronous; the next
+    `actions.cpu()` synchronises the stream before the buffer is written again. So a name is copied
+    once per step: a second call under the same name could overwrite pinned memory that the first
+    copy has not read yet.
     """
 
     def __init__(self, device: torch.device):

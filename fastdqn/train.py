@@ -172,9 +172,9 @@ def train(
                     keep = valid_rows(state.prev_done)  # NEXT_STEP autoreset: drop each env's reset step, on the host
                     if keep is not None:
                         rows = {name: value[keep] for name, value in rows.items()}
-                    buffer.extend({name: to_device(name, value) for name, value in rows.items()})
+                    buffer.extend({name: to_device("row." + name, value) for name, value in rows.items()})
                 else:  # the reset step enters no window
-                    device_rows = {name: to_device(name, value) for name, value in rows.items()}
+                    device_rows = {name: to_device("row." + name, value) for name, value in rows.items()}
                     buffer.extend(nstep.push(device_rows, state.prev_done, terminated, truncated))
 
                 state.episode_returns = np.where(state.prev_done, 0.0, state.episode_returns + rewards)
