@@ -15,15 +15,15 @@ import torch
 
 from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
-from fastdqn.checkpoint import latest_run_checkpoint, load_checkpoint, write_run_checkpoint
 from fastdqn.config import Config, ConfigError, FastDQNError
 from fastdqn.device import HostToDevice, resolve_device
-from fastdqn.envs import env_spaces, make_envs, restore_envs, snapshot_envs, valid_rows
+from fastdqn.envs import env_spaces, make_envs, valid_rows
 from fastdqn.evaluate import Evaluator
 from fastdqn.frames import frame_replay_buffer, wants_frame_storage
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import NStepWriter
 from fastdqn.per import PrioritizedSampler
+from fastdqn.resume import LoopState, load_for_resume, restore_run, save_run_checkpoint
 from fastdqn.schedules import epsilon_at, linear_schedule
 from fastdqn.signals import StopRequest, stop_on_signals
 
@@ -57,21 +57,6 @@ class RunResult:
     solved_at_seconds: float | None = None
     """Wall seconds from the start of the run to that evaluation."""
     eval_history: list[tuple[int, float]] = field(default_factory=list)
-
-
-@dataclass
-class LoopState:
-    """Everything the loop carries from one vector step to the next (saved in checkpoints)."""
-
-    obs: np.ndarray
-    prev_done: np.ndarray
-    episode_returns: np.ndarray
-    episode_lengths: np.ndarray
-    env_steps: int = 0
-    vector_steps: int = 0
-    next_eval: int = 0
-    next_log: int = 0
-    next_checkpoint: int = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -114,7 +99,7 @@ def train(
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
-    saved = _load_for_resume(cfg, resume) if resume is not None else None
+    saved = load_for_resume(cfg, resume) if resume is not None else None
     envs = make_envs(cfg.env_id, cfg.num_envs, cfg.vectorization_mode)
     spaces = env_spaces(envs, cfg.env_id)
     sampler = PrioritizedSampler(cfg.buffer_capacity, device, cfg.per_alpha, cfg.per_eps, cfg.seed) if cfg.per else None
@@ -140,7 +125,7 @@ def train(
     )
     result = RunResult(agent, buffer, [], run_dir)
     if saved is not None:
-        start_time = _restore(saved, state, result, envs, nstep)
+        start_time = restore_run(saved, state, result, envs, nstep)
     metrics = Metrics(
         run_dir,
         cfg.total_steps,
@@ -210,7 +195,7 @@ def train(
                 if state.env_steps >= state.next_checkpoint or done or interrupted:
                     state.next_checkpoint += cfg.checkpoint_every_steps if state.env_steps >= state.next_checkpoint else 0
                     last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
-                    path = _save_checkpoint(run_dir, cfg, agent, buffer, nstep, envs, state, metrics, result, start_time)
+                    path = save_run_checkpoint(run_dir, cfg, agent, buffer, nstep, envs, state, metrics, result, start_time)
                     if interrupted:
                         raise _interrupted(stop, path, run_dir, state.env_steps)
                 if done:
@@ -271,100 +256,3 @@ def _interrupted(stop: StopRequest, path: Path, run_dir: Path, env_steps: int) -
     name = stop.signal_name or "SIGINT"
     message = f"{name} at env step {env_steps:,}: checkpoint written to {path}; continue with: fastdqn train --resume {run_dir}"
     return TrainingInterrupted(message, path, 128 + (stop.signal_number or 2))
-
-
-def _save_checkpoint(
-    run_dir: Path,
-    cfg: Config,
-    agent: DQNAgent,
-    buffer: ReplayBuffer,
-    nstep: NStepWriter | None,
-    envs: Any,
-    state: LoopState,
-    metrics: Metrics,
-    result: RunResult,
-    start_time: float,
-) -> Path:
-    numpy_state: dict[str, Any] = np.random.get_state(legacy=False)
-    payload = {
-        "agent": agent.state_dict(),
-        "buffer": buffer.state_dict() if cfg.save_buffer else None,
-        "nstep": nstep.state_dict() if nstep is not None else None,
-        "env": snapshot_envs(envs),
-        "loop": {
-            "obs": torch.from_numpy(np.ascontiguousarray(state.obs)),
-            "prev_done": torch.from_numpy(state.prev_done),
-            "episode_returns": torch.from_numpy(state.episode_returns),
-            "episode_lengths": torch.from_numpy(state.episode_lengths),
-            "counters": [state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint],
-        },
-        "run": {
-            "wall_seconds": time.perf_counter() - start_time,
-            "best_eval_return": result.best_eval_return,
-            "solved_at_step": result.solved_at_step,
-            "solved_at_seconds": result.solved_at_seconds,
-            "eval_history": [list(item) for item in result.eval_history],
-        },
-        "metrics": metrics.state_dict(),
-        "rng": {
-            "python": random.getstate(),
-            "numpy": {
-                **numpy_state,
-                "state": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)), "pos": numpy_state["state"]["pos"]},
-            },
-            "torch": torch.get_rng_state(),
-        },
-    }
-    return write_run_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
-
-
-def _load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
-    payload = load_checkpoint(latest_run_checkpoint(run_dir))
-    if "loop" not in payload:
-        raise ConfigError(f"{run_dir}: its checkpoint holds weights only, not a resumable run")
-    saved_cfg = Config.from_dict(payload["agent"]["config"])
-    mismatched = [
-        name
-        for name in ("env_id", "network", "hidden_dim", "num_envs", "buffer_capacity", "n_step", "per")
-        if getattr(saved_cfg, name) != getattr(cfg, name)
-    ]
-    if mismatched:
-        detail = ", ".join(f"{name}: checkpoint {getattr(saved_cfg, name)!r}, now {getattr(cfg, name)!r}" for name in mismatched)
-        raise ConfigError(f"cannot resume {run_dir}: the run was started with different settings ({detail})")
-    if payload["loop"]["counters"][0] >= cfg.total_steps:
-        raise ConfigError(
-            f"{run_dir} already finished at {payload['loop']['counters'][0]:,} env steps; pass a larger --total-steps to extend it"
-        )
-    return payload
-
-
-def _restore(saved: dict[str, Any], state: LoopState, result: RunResult, envs: Any, nstep: NStepWriter | None) -> float:
-    """Put a checkpoint back into the loop's objects; returns the start time that continues wall time."""
-    result.agent.load_state_dict(saved["agent"])
-    if saved["buffer"] is not None:
-        result.buffer.load_state_dict(saved["buffer"])
-    if nstep is not None and saved["buffer"] is not None:  # pending rows only make sense with the rows before them
-        nstep.load_state_dict(saved["nstep"])
-    loop = saved["loop"]
-    state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
-    if saved["env"] is not None:
-        restore_envs(envs, saved["env"])
-        state.obs, state.prev_done = loop["obs"].numpy(), loop["prev_done"].numpy()
-        state.episode_returns, state.episode_lengths = loop["episode_returns"].numpy(), loop["episode_lengths"].numpy()
-    else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
-        state.obs, _ = envs.reset(seed=result.agent.cfg.seed + state.env_steps)
-    run = saved["run"]
-    result.best_eval_return, result.solved_at_step, result.solved_at_seconds = (
-        run["best_eval_return"],
-        run["solved_at_step"],
-        run["solved_at_seconds"],
-    )
-    result.eval_history = [(int(step), float(mean)) for step, mean in run["eval_history"]]
-    rng = saved["rng"]
-    random.setstate(rng["python"])
-    numpy_state = rng["numpy"]
-    np.random.set_state(
-        {**numpy_state, "state": {"key": numpy_state["state"]["key"].numpy().astype(np.uint32), "pos": numpy_state["state"]["pos"]}}
-    )
-    torch.set_rng_state(rng["torch"])
-    return time.perf_counter() - float(run["wall_seconds"])

@@ -14,7 +14,8 @@ from configs import quiet_config
 
 import fastdqn
 from fastdqn.checkpoint import load_checkpoint
-from fastdqn.train import TrainingInterrupted, _load_for_resume
+from fastdqn.resume import load_for_resume
+from fastdqn.train import TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,9 +81,9 @@ def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path: Path) -> None
     cfg = config(tmp_path, total_steps=1_000, eval_every_steps=0)
     fastdqn.train(cfg)
     with pytest.raises(fastdqn.ConfigError, match="hidden_dim: checkpoint 64, now 32"):
-        _load_for_resume(cfg.replace(hidden_dim=32, total_steps=2_000), tmp_path / "run")
+        load_for_resume(cfg.replace(hidden_dim=32, total_steps=2_000), tmp_path / "run")
     with pytest.raises(fastdqn.ConfigError, match="already finished at 1,000 env steps"):
-        _load_for_resume(cfg, tmp_path / "run")
+        load_for_resume(cfg, tmp_path / "run")
 
 
 def start_training(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

@@ -1,0 +1,143 @@
+"""Resumable run checkpoints: what one holds, and how a run is put back from it.
+
+A checkpoint holds the networks, the optimizer, the loop's counters and episode bookkeeping, the
+metrics state, every RNG (python, numpy, torch, the agent's and the sampler's), the env state where it
+can be read as plain data, and the replay buffer with its n-step windows (unless `--no-save-buffer`).
+Everything is tensors and plain types, so it loads with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from fastdqn.agent import DQNAgent
+from fastdqn.buffer import ReplayBuffer
+from fastdqn.checkpoint import latest_run_checkpoint, load_checkpoint, write_run_checkpoint
+from fastdqn.config import Config, ConfigError
+from fastdqn.envs import restore_envs, snapshot_envs
+from fastdqn.metrics import Metrics
+from fastdqn.nstep import NStepWriter
+
+if TYPE_CHECKING:
+    from fastdqn.train import RunResult
+
+
+@dataclass
+class LoopState:
+    """Everything the loop carries from one vector step to the next (saved in checkpoints)."""
+
+    obs: np.ndarray
+    prev_done: np.ndarray
+    episode_returns: np.ndarray
+    episode_lengths: np.ndarray
+    env_steps: int = 0
+    vector_steps: int = 0
+    next_eval: int = 0
+    next_log: int = 0
+    next_checkpoint: int = 0
+
+
+def save_run_checkpoint(
+    run_dir: Path,
+    cfg: Config,
+    agent: DQNAgent,
+    buffer: ReplayBuffer,
+    nstep: NStepWriter | None,
+    envs: Any,
+    state: LoopState,
+    metrics: Metrics,
+    result: RunResult,
+    start_time: float,
+) -> Path:
+    """Write the run's state at `state.env_steps` into `run_dir/checkpoints/` (atomic, newest K kept)."""
+    numpy_state: dict[str, Any] = np.random.get_state(legacy=False)
+    payload = {
+        "agent": agent.state_dict(),
+        "buffer": buffer.state_dict() if cfg.save_buffer else None,
+        "nstep": nstep.state_dict() if nstep is not None else None,
+        "env": snapshot_envs(envs),
+        "loop": {
+            "obs": torch.from_numpy(np.ascontiguousarray(state.obs)),
+            "prev_done": torch.from_numpy(state.prev_done),
+            "episode_returns": torch.from_numpy(state.episode_returns),
+            "episode_lengths": torch.from_numpy(state.episode_lengths),
+            "counters": [state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint],
+        },
+        "run": {
+            "wall_seconds": time.perf_counter() - start_time,
+            "best_eval_return": result.best_eval_return,
+            "solved_at_step": result.solved_at_step,
+            "solved_at_seconds": result.solved_at_seconds,
+            "eval_history": [list(item) for item in result.eval_history],
+        },
+        "metrics": metrics.state_dict(),
+        "rng": {
+            "python": random.getstate(),
+            "numpy": {
+                **numpy_state,
+                "state": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)), "pos": numpy_state["state"]["pos"]},
+            },
+            "torch": torch.get_rng_state(),
+        },
+    }
+    return write_run_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
+
+
+def load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
+    """The newest checkpoint of `run_dir`, refused with the reason when `cfg` cannot continue it."""
+    payload = load_checkpoint(latest_run_checkpoint(run_dir))
+    if "loop" not in payload:
+        raise ConfigError(f"{run_dir}: its checkpoint holds weights only, not a resumable run")
+    saved_cfg = Config.from_dict(payload["agent"]["config"])
+    mismatched = [
+        name
+        for name in ("env_id", "network", "hidden_dim", "num_envs", "buffer_capacity", "n_step", "per")
+        if getattr(saved_cfg, name) != getattr(cfg, name)
+    ]
+    if mismatched:
+        detail = ", ".join(f"{name}: checkpoint {getattr(saved_cfg, name)!r}, now {getattr(cfg, name)!r}" for name in mismatched)
+        raise ConfigError(f"cannot resume {run_dir}: the run was started with different settings ({detail})")
+    if payload["loop"]["counters"][0] >= cfg.total_steps:
+        raise ConfigError(
+            f"{run_dir} already finished at {payload['loop']['counters'][0]:,} env steps; pass a larger --total-steps to extend it"
+        )
+    return payload
+
+
+def restore_run(saved: dict[str, Any], state: LoopState, result: RunResult, envs: Any, nstep: NStepWriter | None) -> float:
+    """Put a checkpoint back into the loop's objects; returns the start time that continues wall time."""
+    result.agent.load_state_dict(saved["agent"])
+    if saved["buffer"] is not None:
+        result.buffer.load_state_dict(saved["buffer"])
+    if nstep is not None and saved["buffer"] is not None:  # pending rows only make sense with the rows before them
+        nstep.load_state_dict(saved["nstep"])
+    loop = saved["loop"]
+    state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
+    if saved["env"] is not None:
+        restore_envs(envs, saved["env"])
+        state.obs, state.prev_done = loop["obs"].numpy(), loop["prev_done"].numpy()
+        state.episode_returns, state.episode_lengths = loop["episode_returns"].numpy(), loop["episode_lengths"].numpy()
+    else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
+        state.obs, _ = envs.reset(seed=result.agent.cfg.seed + state.env_steps)
+    run = saved["run"]
+    result.best_eval_return, result.solved_at_step, result.solved_at_seconds = (
+        run["best_eval_return"],
+        run["solved_at_step"],
+        run["solved_at_seconds"],
+    )
+    result.eval_history = [(int(step), float(mean)) for step, mean in run["eval_history"]]
+    rng = saved["rng"]
+    random.setstate(rng["python"])
+    numpy_state = rng["numpy"]
+    np.random.set_state(
+        {**numpy_state, "state": {"key": numpy_state["state"]["key"].numpy().astype(np.uint32), "pos": numpy_state["state"]["pos"]}}
+    )
+    torch.set_rng_state(rng["torch"])
+    return time.perf_counter() - float(run["wall_seconds"])
