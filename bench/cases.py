@@ -60,7 +60,7 @@ PROFILES = {
         warmup_rounds=10,
         replay_rows=100_000,
         act_sizes=(16, 256, 4096),
-        update_batches=(256, 1024),
+        update_batches=(64, 256, 1024),
         update_hidden=256,
         compile_batches=(256, 1024),
         compile_modes=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
@@ -78,7 +78,7 @@ PROFILES = {
         warmup_rounds=5,
         replay_rows=100_000,
         act_sizes=(16, 256, 4096),
-        update_batches=(256, 1024),
+        update_batches=(64, 256, 1024),
         update_hidden=256,
         compile_batches=(256,),
         compile_modes=("default",),
@@ -245,7 +245,8 @@ def act(num_obs: int, device: str) -> Callable[[], torch.Tensor]:
 def update(impl: str, batch_size: int, hidden_dim: int, device: str) -> tuple[Callable[[], object], float]:
     """One gradient step on a fixed batch (no replay cost); returns the callable and its first-call seconds.
 
-    impl: `eager`, or `compiled-<mode>` for `torch.compile(mode=<mode>)`. The first call compiles, so
+    impl: `eager`, `autograd` (eager through `loss.backward()` instead of the written-out MLP
+    backward), or `compiled-<mode>` for `torch.compile(mode=<mode>)`. The first call compiles, so
     its time is the cold compile time; it is reported apart from the steady state.
     """
     compiled = impl.startswith("compiled-")
@@ -254,6 +255,8 @@ def update(impl: str, batch_size: int, hidden_dim: int, device: str) -> tuple[Ca
     mode = impl.removeprefix("compiled-") if compiled else "default"
     cfg = Config(hidden_dim=hidden_dim, batch_size=batch_size, device=device, compile="on" if compiled else "off", compile_mode=mode)
     agent = DQNAgent(cfg, CARTPOLE)
+    if impl == "autograd":
+        agent.explicit_backward = False
     rows = random_rows(batch_size, device, seed=1)
     batch = Batch(rows["obs"], rows["action"], rows["reward"], rows["next_obs"], rows["terminated"])
 

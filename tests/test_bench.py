@@ -60,7 +60,7 @@ def test_bench_collect_runs_tiny_without_updates(device: str, tmp_path: Path) ->
     assert figures["sps"] > 0 and figures["env_steps"] >= 16
 
 
-@pytest.mark.parametrize("impl", ["eager", "compiled-default"])
+@pytest.mark.parametrize("impl", ["eager", "autograd", "compiled-default"])
 def test_bench_update_runs_tiny(device: str, impl: str) -> None:
     benchmark = OneCall()
     bench_update.bench_update(benchmark, device, impl, 32)  # a mode that cannot compile skips with the reason
