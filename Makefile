@@ -26,10 +26,15 @@ train: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install
+# the bench also compares against Stable-Baselines3's buffer, an extra the tests never need
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev,atari,bench]"
+	touch $@
+
+bench: install $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py
 
-bench-quick: install
+bench-quick: install $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py --quick
 
 lint: install

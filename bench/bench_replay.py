@@ -7,27 +7,37 @@ from typing import Any
 import pytest
 
 from bench import cases
+from bench.baselines.sb3_buffer import sb3_missing
 from bench.conftest import DEVICES, PROFILE, time_micro
 
 
 @pytest.mark.parametrize("num_envs", [16, 256])
-@pytest.mark.parametrize("impl", ["fastdqn", "bare", "baseline"])
+@pytest.mark.parametrize("impl", ["fastdqn", "bare", "sb3", "baseline"])
 @pytest.mark.parametrize("device", DEVICES)
 def bench_replay_extend(benchmark: Any, device: str, impl: str, num_envs: int) -> None:
+    skip_without_sb3(impl)
     fn = cases.replay_extend(impl, num_envs, device, capacity=PROFILE.replay_rows)
-    what = "bare torch ring add" if impl == "bare" else "extend"
+    what = {"bare": "bare torch ring add", "sb3": "SB3 ReplayBuffer.add"}.get(impl, "extend")
     time_micro(benchmark, fn, iterations=2 if impl == "baseline" else 5, what=f"{what} {num_envs} CartPole rows")
 
 
 @pytest.mark.parametrize("batch_size", [256])
-@pytest.mark.parametrize("impl", ["tensors", "tensordict", "bare", "baseline"])
+@pytest.mark.parametrize("impl", ["tensors", "tensordict", "bare", "sb3", "baseline"])
 @pytest.mark.parametrize("device", DEVICES)
 def bench_replay_sample(benchmark: Any, device: str, impl: str, batch_size: int) -> None:
+    skip_without_sb3(impl)
     fn = cases.replay_sample(impl, batch_size, device, rows=PROFILE.replay_rows)
     what = {
         "tensors": "sample_tensors() NamedTuple",
         "tensordict": "sample() TensorDict",
         "bare": "bare torch ring, five tensors",
+        "sb3": "SB3 ReplayBuffer.sample",
         "baseline": "deque random.sample + torch.tensor",
     }[impl]
     time_micro(benchmark, fn, iterations=1 if impl == "baseline" else 5, what=f"{what}, {PROFILE.replay_rows:,} rows held")
+
+
+def skip_without_sb3(impl: str) -> None:
+    reason = sb3_missing() if impl == "sb3" else None
+    if reason is not None:
+        pytest.skip(reason)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from bench.baselines.bare_ring import BareRing
+from bench.baselines.sb3_buffer import sb3_buffer
 from bench.baselines.tutorial_buffer import ReplayBufferQue, sample_tensors
 from fastdqn import Batch, Config, DQNAgent, ReplayBuffer
 from fastdqn.envs import EnvSpaces, make_envs
@@ -160,7 +161,7 @@ def random_rows(n: int, device: torch.device | str, seed: int = 0) -> dict[str, 
 
 
 def replay_extend(impl: str, num_envs: int, device: str, capacity: int) -> Callable[[], None]:
-    """Append one vector step of `num_envs` rows: fastdqn's `extend`, the tutorial's push per row, or the bare ring's `add`."""
+    """Append one vector step of `num_envs` rows: fastdqn's `extend`, the tutorial's push per row, the bare ring's or SB3's `add`."""
     step = cartpole_step_rows(num_envs)
     if impl == "baseline":
         memory = ReplayBufferQue(capacity)
@@ -171,6 +172,14 @@ def replay_extend(impl: str, num_envs: int, device: str, capacity: int) -> Calla
                 memory.push((obs[i], actions[i], rewards[i], next_obs[i], dones[i]))
 
         return push_rows
+    if impl == "sb3":
+        sb3 = sb3_buffer(capacity, num_envs, device)
+        infos: list[dict[str, object]] = [{} for _ in range(num_envs)]
+
+        def add_sb3() -> None:
+            sb3.add(step["obs"], step["next_obs"], step["action"], step["reward"], step["done"], infos)
+
+        return add_sb3
     rows = {k: torch.from_numpy(step[k]).to(device) for k in ("obs", "action", "reward", "next_obs", "terminated")}
     if impl == "bare":
         ring = BareRing(capacity, 4, device)
@@ -194,8 +203,9 @@ def replay_sample(impl: str, batch_size: int, device: str, rows: int) -> Callabl
     """Draw `batch_size` rows as tensors ready for the update from a buffer holding `rows` rows.
 
     impl: `tensors` (`sample_tensors`, the training hot path), `tensordict` (`sample`, the public API),
-    `baseline` (`random.sample` on the deque, then `torch.tensor(np.array(...))`) or `bare` (five
-    tensors indexed by one `torch.randint`, the floor a hand-written ring sets).
+    `baseline` (`random.sample` on the deque, then `torch.tensor(np.array(...))`), `bare` (five
+    tensors indexed by one `torch.randint`, the floor a hand-written ring sets) or `sb3`
+    (Stable-Baselines3's ReplayBuffer, filled from 16 envs).
     """
     if impl == "baseline":
         memory = ReplayBufferQue(rows)
@@ -212,10 +222,18 @@ def replay_sample(impl: str, batch_size: int, device: str, rows: int) -> Callabl
 
         return sample_baseline
     filled = random_rows(rows, device)
-    if impl == "bare":
+    if impl == "sb3":
+        num_envs = 16
+        sb3 = sb3_buffer(rows, num_envs, device)
+        host = {k: v.cpu().numpy().reshape(rows // num_envs, num_envs, *v.shape[1:]) for k, v in filled.items()}
+        infos: list[dict[str, object]] = [{} for _ in range(num_envs)]
+        for i in range(rows // num_envs):
+            sb3.add(host["obs"][i], host["next_obs"][i], host["action"][i], host["reward"][i], host["terminated"][i], infos)
+        draw: Callable[[int], object] = sb3.sample
+    elif impl == "bare":
         ring = BareRing(rows, 4, device)
         ring.add(filled["obs"], filled["action"], filled["reward"], filled["next_obs"], filled["terminated"].float())
-        draw: Callable[[int], object] = ring.sample
+        draw = ring.sample
     else:
         buffer = ReplayBuffer.create(rows, (4,), device=device)
         buffer.extend(filled)

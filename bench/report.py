@@ -271,6 +271,17 @@ def targets(rows: list[Row]) -> list[tuple[str, str, str]]:
             verdict(None if relative is None else relative <= BARE_RING_BUDGET),
         )
     )
+    sb3 = _sum_time(
+        find(rows, "bench_replay_extend", device="cpu", impl="sb3", num_envs=16),
+        find(rows, "bench_replay_sample", device="cpu", impl="sb3"),
+    )
+    out.append(
+        (
+            "replay path faster than SB3's ReplayBuffer (add 16 + sample 256)",
+            "-" if sb3 is None or path is None else f"{sb3 / path:.2f}x (SB3 {fmt_time(sb3)})",
+            verdict(None if sb3 is None or path is None else path < sb3),
+        )
+    )
     speedup = base / path if base is not None and path else None
     out.append(
         (

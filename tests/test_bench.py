@@ -33,14 +33,14 @@ class OneCall:
         return target()
 
 
-@pytest.mark.parametrize("impl", ["fastdqn", "bare", "baseline"])
+@pytest.mark.parametrize("impl", ["fastdqn", "bare", "sb3", "baseline"])
 def test_bench_replay_extend_runs_tiny(device: str, impl: str) -> None:
     benchmark = OneCall()
     bench_replay.bench_replay_extend(benchmark, device, impl, 16)
     assert benchmark.calls == 1 and benchmark.extra_info["unit"] == "s"
 
 
-@pytest.mark.parametrize("impl", ["tensors", "tensordict", "bare", "baseline"])
+@pytest.mark.parametrize("impl", ["tensors", "tensordict", "bare", "sb3", "baseline"])
 def test_bench_replay_sample_runs_tiny(device: str, impl: str) -> None:
     benchmark = OneCall()
     bench_replay.bench_replay_sample(benchmark, device, impl, 256)
