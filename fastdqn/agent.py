@@ -17,10 +17,17 @@ from fastdqn.buffer import Batch
 from fastdqn.config import Config
 from fastdqn.device import resolve_device, should_compile
 from fastdqn.envs import EnvSpaces
-from fastdqn.networks import MLP, build_q_network, frozen_forward, network_signature
+from fastdqn.networks import MLP, DuelingMLP, FrozenForward, build_q_network, has_written_out_backward, network_signature
 from fastdqn.optim import Adam, FlatParameters, clip_scale
 
 UpdateStats = dict[str, Tensor]
+
+
+def _flat_grad_view(parameter: Tensor) -> Tensor:
+    """The `.grad` FlatParameters bound to `parameter`: a view into the flat gradient Adam reads."""
+    if parameter.grad is None:
+        raise RuntimeError("a parameter has no flat gradient view; build FlatParameters(q_network) first")
+    return parameter.grad
 
 
 class DQNAgent:
@@ -41,28 +48,31 @@ class DQNAgent:
         self.target_network = copy.deepcopy(self.q_network).requires_grad_(False)  # a separate copy, never an alias
         self.online = FlatParameters(self.q_network)
         self.target = FlatParameters(self.target_network, grads=False)
-        self._online_q = frozen_forward(self.q_network)  # no-grad forwards over the live weights
-        self._target_q = frozen_forward(self.target_network)
         assert self.online.grad is not None
         self.optimizer = Adam(self.online.data, self.online.grad, lr=cfg.learning_rate, eps=cfg.adam_eps)
         self.updates = 0
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed + 1)
         self.compiled = should_compile(cfg.compile, self.device)
+        self._acting_q = FrozenForward(self.q_network)  # no-grad forward over the live weights
+        self._online_q = FrozenForward(self.q_network, views=not self.compiled)  # TD targets: static params when compiled
+        self._target_q = FrozenForward(self.target_network, views=not self.compiled)
         self._loss_fn: Callable[..., tuple[Tensor, Tensor, Tensor]] = self._td_loss
         if self.compiled:
             self._loss_fn = torch.compile(self._td_loss, mode=cfg.compile_mode)
-        # MLPs skip autograd when eager: their backward is written out in backprop.py (twice as fast on CPU)
-        self.explicit_backward = not self.compiled and isinstance(self.q_network, MLP)
+        # MLPs skip autograd when eager: their backward is written out in backprop.py (a fifth to a
+        # third cheaper on a small CPU, where recording and walking the graph rivals the matmuls)
+        self.explicit_backward = not self.compiled and has_written_out_backward(self.q_network)
         if self.explicit_backward:
             assert isinstance(self.q_network, MLP)
+            self._dueling = isinstance(self.q_network, DuelingMLP)
             self._weights = tuple(w.detach() for w in self.q_network.weights())
-            self._grads = tuple(w.grad for w in self.q_network.weights() if w.grad is not None)
+            self._grads = tuple(_flat_grad_view(w) for w in self.q_network.weights())
         self.cuda_graphs = self.compiled and self.device.type == "cuda" and cfg.compile_mode in ("reduce-overhead", "max-autotune")
 
     def q_values(self, obs: Tensor) -> Tensor:
         """Q-values (N, n_actions) float32 on the agent's device, for obs (N, *obs_shape); no autograd."""
-        return self._online_q(obs.to(self.device, non_blocking=True))
+        return self._acting_q(obs.to(self.device, non_blocking=True))
 
     def act(self, obs: Tensor, epsilon: float) -> Tensor:
         """Epsilon-greedy actions for every env in one forward pass; each env draws its own coin.
@@ -73,7 +83,7 @@ class DQNAgent:
         Returns:
             actions: (N,) int64 on the agent's device.
         """
-        greedy = self._online_q(obs.to(self.device, non_blocking=True)).argmax(dim=1)  # (N,)
+        greedy = self._acting_q(obs.to(self.device, non_blocking=True)).argmax(dim=1)  # (N,)
         if epsilon <= 0.0:
             return greedy
         n = greedy.shape[0]
@@ -148,7 +158,9 @@ class DQNAgent:
             torch.compiler.cudagraph_mark_step_begin()  # a new step: the previous replay's outputs may be reused
         if self.explicit_backward:
             td_target = self.td_target(reward, next_obs, terminated, discount)
-            loss, q_mean, td_error = mlp_td_backward(self._weights, self._grads, obs, action, td_target, self.cfg.loss, weights)
+            loss, q_mean, td_error = mlp_td_backward(
+                self._weights, self._grads, obs, action, td_target, self.cfg.loss, weights, self._dueling
+            )
         else:
             loss, q_mean, td_error = self._loss_fn(obs, action, reward, next_obs, terminated, weights, discount)
             self.online.zero_grad()

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from fastdqn.networks import mlp_input
+
 
 def _relu_backward(grad: Tensor, activation: Tensor) -> Tensor:
     """Gradient through `activation = relu(z)`: zero where the unit was off.
@@ -43,6 +45,7 @@ def mlp_td_backward(
     td_target: Tensor,
     loss_kind: str,
     sample_weights: Tensor | None = None,
+    dueling: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Loss of one batch, with the gradient of every weight written into `grads`.
 
@@ -52,15 +55,17 @@ def mlp_td_backward(
         obs: (B, *obs_shape); action: (B,) int64; td_target: (B,) float32, no grad.
         loss_kind: `huber` (smooth L1, delta 1) or `mse`.
         sample_weights: (B,) importance weights (prioritized replay), None for uniform.
+        dueling: the weights are the dueling MLP's (`dueling_q`): trunk, advantage head, value head.
     Returns:
         loss (), mean Q of the taken actions (), td_error (B,) = td_target - Q(s, a).
     """
+    if len(weights) != (8 if dueling else 6) or len(grads) != len(weights):
+        raise ValueError(f"expected {8 if dueling else 6} weights and as many gradients, got {len(weights)} and {len(grads)}")
     w1, b1, w2, b2, wa, ba = weights[:6]
-    x = obs if obs.dim() == 2 and obs.dtype == torch.float32 else obs.flatten(1).float()  # (B, D)
+    x = mlp_input(obs)  # (B, D)
     h1 = torch.addmm(b1, x, w1.t()).relu_()  # (B, H)
     h2 = torch.addmm(b2, h1, w2.t()).relu_()  # (B, H)
     head = torch.addmm(ba, h2, wa.t())  # (B, A): Q, or the advantage stream of the dueling MLP
-    dueling = len(weights) == 8
     if dueling:
         wv, bv = weights[6:]
         q_all = torch.addmm(bv, h2, wv.t()) + head - head.mean(dim=1, keepdim=True)

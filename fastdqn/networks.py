@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def mlp_input(obs: Tensor) -> Tensor:
+    """(B, *obs_shape) observations as the MLP's (B, obs_dim) float32 input; no op when they already are."""
+    return obs if obs.dim() == 2 and obs.dtype == torch.float32 else obs.flatten(1).float()
+
+
 def mlp_q(obs: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w3: Tensor, b3: Tensor) -> Tensor:
     """The MLP's forward as a function of its weights: obs (B, *obs_shape) -> Q (B, A)."""
-    x = obs if obs.dim() == 2 and obs.dtype == torch.float32 else obs.flatten(1).float()  # (B, obs_dim)
+    x = mlp_input(obs)  # (B, obs_dim)
     x = F.relu(F.linear(x, w1, b1))
     x = F.relu(F.linear(x, w2, b2))  # (B, H)
     return F.linear(x, w3, b3)
@@ -20,7 +24,7 @@ def mlp_q(obs: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w3: Tenso
 
 def dueling_q(obs: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, wa: Tensor, ba: Tensor, wv: Tensor, bv: Tensor) -> Tensor:
     """The dueling MLP's forward: the trunk, then `V + A - mean(A)`."""
-    x = obs if obs.dim() == 2 and obs.dtype == torch.float32 else obs.flatten(1).float()
+    x = mlp_input(obs)
     x = F.relu(F.linear(x, w1, b1))
     features = F.relu(F.linear(x, w2, b2))  # (B, H)
     advantage = F.linear(features, wa, ba)  # (B, A)
@@ -116,25 +120,39 @@ def build_q_network(kind: str, obs_shape: tuple[int, ...], n_actions: int, hidde
     raise ValueError(f"unknown network {kind!r}; choose mlp, dueling or nature_cnn")
 
 
-def frozen_forward(q_network: nn.Module) -> Callable[[Tensor], Tensor]:
-    """`q_network`'s forward over detached views of its weights, for acting and TD targets.
+def has_written_out_backward(q_network: nn.Module) -> bool:
+    """True for exactly the MLP and the dueling MLP, whose forward and backward fastdqn writes out
+    (`mlp_q`, `dueling_q`, backprop.py); a subclass may add parameters those functions do not know."""
+    return type(q_network) in (MLP, DuelingMLP)
 
-    The views share memory with the parameters, so in-place optimizer steps, target syncs and
-    `load_state_dict` show through; the forward records no autograd graph and, for the MLPs, skips
-    the module attribute lookups (a dozen per call, a tenth of acting's cost on a small CPU).
-    Build it once the network sits on its device: `.to()` would move the parameters away from the views.
+
+class FrozenForward:
+    """A Q-network's forward with no autograd, for acting and TD targets: `frozen(obs) -> Q (B, A)`.
+
+    For the MLPs it runs `mlp_q`/`dueling_q` over detached views of the weights: the views share
+    memory with the parameters, so in-place optimizer steps, target syncs and `load_state_dict` show
+    through, and a call skips the module's attribute lookups (a dozen per call, a tenth of acting's
+    cost on a small CPU). Build it once the network sits on its device: `.to()` would move the
+    parameters away from the views. `views=False` (and any other network) calls the module under
+    `torch.no_grad()`, which is what a compiled update wants: CUDA graphs treat module parameters as
+    static and would copy other captured tensors on every replay. A class rather than a closure so
+    that an agent still pickles.
     """
-    if isinstance(q_network, MLP):
-        frozen = tuple(w.detach() for w in q_network.weights())
-        q_of = dueling_q if isinstance(q_network, DuelingMLP) else mlp_q
-        return lambda obs: q_of(obs, *frozen)
 
-    def no_grad_forward(obs: Tensor) -> Tensor:
+    def __init__(self, q_network: nn.Module, views: bool = True):
+        self.q_network = q_network
+        self.weights: tuple[Tensor, ...] | None = None
+        if views and has_written_out_backward(q_network):
+            assert isinstance(q_network, MLP)
+            self.weights = tuple(w.detach() for w in q_network.weights())
+            self.q_of = dueling_q if isinstance(q_network, DuelingMLP) else mlp_q
+
+    def __call__(self, obs: Tensor) -> Tensor:
+        if self.weights is not None:
+            return self.q_of(obs, *self.weights)
         with torch.no_grad():
-            q: Tensor = q_network(obs)
+            q: Tensor = self.q_network(obs)
         return q
-
-    return no_grad_forward
 
 
 def network_signature(q_network: nn.Module) -> dict[str, list[int]]:

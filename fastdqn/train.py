@@ -157,9 +157,12 @@ def train(
                     keep = valid_rows(state.prev_done)  # NEXT_STEP autoreset: drop each env's reset step, on the host
                     if keep is not None:
                         rows = {name: value[keep] for name, value in rows.items()}
+                    # on CUDA the stored obs travel again beside the act input: a few rows' bytes next to an
+                    # env step, and masking on the host keeps a CPU step zero-copy (the common, slower case)
                     buffer.extend({name: to_device("row." + name, value) for name, value in rows.items()})
-                else:  # the reset step enters no window
-                    device_rows = {name: to_device("row." + name, value) for name, value in rows.items()}
+                else:  # the reset step enters no window; the observations are on the device already
+                    device_rows = {name: to_device("row." + name, rows[name]) for name in ("action", "reward", "terminated")}
+                    device_rows.update(obs=obs_t, next_obs=next_obs_t)
                     buffer.extend(nstep.push(device_rows, state.prev_done, terminated, truncated))
 
                 state.episode_returns = np.where(state.prev_done, 0.0, state.episode_returns + rewards)

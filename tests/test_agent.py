@@ -180,3 +180,19 @@ def test_compiled_and_eager_updates_agree() -> None:
             loss_eager, loss_compiled = eager.update(b)["loss"], compiled.update(b)["loss"]
             assert torch.allclose(loss_eager, loss_compiled, rtol=1e-4, atol=1e-6)
     assert torch.allclose(eager.online.data, compiled.online.data, atol=1e-5)
+
+
+def test_agent_round_trips_through_torch_save_and_the_copy_acts_on_its_own_live_weights() -> None:
+    import io
+
+    agent = make_agent()
+    obs = torch.randn(8, 4)
+    file = io.BytesIO()
+    torch.save(agent, file)  # torch.save keeps the views into the flat parameters shared; plain pickle does not
+    file.seek(0)
+    clone = torch.load(file, weights_only=False)
+    torch.testing.assert_close(clone.q_values(obs), agent.q_values(obs))
+    for _ in range(3):
+        clone.update(random_batch(32))
+    assert not torch.equal(clone.q_values(obs), agent.q_values(obs))  # the copy's acting follows the copy's weights
+    torch.testing.assert_close(clone.q_values(obs), clone.q_network(obs).detach())

@@ -42,7 +42,9 @@ def test_mlp_td_backward_matches_autograd(device: str, network: str, loss: str, 
     td_target = agent.td_target(batch.reward, batch.next_obs, batch.terminated)
 
     grads = tuple(torch.full_like(g, float("nan")) for g in agent._grads)  # every entry must be overwritten
-    loss_value, q_mean, td_error = mlp_td_backward(agent._weights, grads, batch.obs, batch.action, td_target, loss, weights)
+    loss_value, q_mean, td_error = mlp_td_backward(
+        agent._weights, grads, batch.obs, batch.action, td_target, loss, weights, dueling=network == "dueling"
+    )
 
     agent.online.zero_grad()
     ref_loss, ref_q_mean, ref_td_error = agent._td_loss(batch.obs, batch.action, batch.reward, batch.next_obs, batch.terminated, weights)
@@ -72,3 +74,30 @@ def test_agent_update_explicit_and_autograd_paths_stay_together() -> None:
 def test_agent_keeps_autograd_for_image_networks() -> None:
     agent = DQNAgent(fastdqn.Config(network="nature_cnn", compile="off"), EnvSpaces((4, 84, 84), torch.uint8, 6))
     assert not agent.explicit_backward
+
+
+def test_mlp_td_backward_flattens_multi_dim_uint8_observations() -> None:
+    """Byte images fed to an MLP are flattened and cast on the way in; gradients still match autograd."""
+    spaces = EnvSpaces((3, 5), torch.uint8, 2)
+    torch.manual_seed(0)
+    agent = DQNAgent(fastdqn.Config(hidden_dim=16, compile="off"), spaces)
+    g = torch.Generator().manual_seed(3)
+    obs = torch.randint(0, 256, (32, 3, 5), dtype=torch.uint8, generator=g)
+    action = torch.randint(0, 2, (32,), generator=g)
+    td_target = torch.randn(32, generator=g)
+    grads = tuple(torch.full_like(w, float("nan")) for w in agent._grads)
+    loss_value, _, _ = mlp_td_backward(agent._weights, grads, obs, action, td_target, "huber")
+    agent.online.zero_grad()
+    q = agent.q_network(obs).gather(1, action.unsqueeze(1)).squeeze(1)
+    reference = torch.nn.functional.smooth_l1_loss(q, td_target)
+    reference.backward()
+    torch.testing.assert_close(loss_value, reference.detach())
+    for grad, ref in zip(grads, agent._grads, strict=True):
+        torch.testing.assert_close(grad, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_mlp_td_backward_refuses_weights_of_the_wrong_network() -> None:
+    agent = agent_for("mlp", "huber")
+    batch = batch_of(8, seed=0)
+    with pytest.raises(ValueError, match="expected 8 weights"):
+        mlp_td_backward(agent._weights, agent._grads, batch.obs, batch.action, batch.reward, "huber", dueling=True)

@@ -2,7 +2,9 @@
 
 The issue's reference figures put it at ~12 µs to add 16 rows and ~24 µs to sample 256 on the
 machine its 40 µs replay budget was set on. Timed in the same run as fastdqn's buffer, it turns
-that budget into one that holds on any machine: 40 µs is 1.11x the bare ring there.
+that budget into a ratio that carries over, roughly, to a slower or faster machine: 40 µs is 1.11x
+the bare ring there. Roughly, because the ring is a normaliser, not an invariant: its mix of indexed
+writes and gathers need not slow down by the same factor as fastdqn's slice writes and index_select.
 """
 
 from __future__ import annotations
