@@ -136,7 +136,7 @@ class FrozenForward:
     parameters away from the views. `views=False` (and any other network) calls the module under
     `torch.no_grad()`, which is what a compiled update wants: CUDA graphs treat module parameters as
     static and would copy other captured tensors on every replay. A class rather than a closure so
-    that an agent still pickles.
+    that an agent still round-trips through `torch.save`.
     """
 
     def __init__(self, q_network: nn.Module, views: bool = True):
