@@ -248,19 +248,21 @@ def targets(rows: list[Row]) -> list[tuple[str, str, str]]:
     def verdict(ok: bool | None) -> str:
         return "not measured" if ok is None else ("met" if ok else "NOT met")
 
-    extend = find(rows, "bench_replay_extend", device="cpu", impl="fastdqn", num_envs=16)
-    base_extend = find(rows, "bench_replay_extend", device="cpu", impl="baseline", num_envs=16)
-    path = _sum_time(extend, find(rows, "bench_replay_sample", device="cpu", impl="tensors"))
-    path_td = _sum_time(extend, find(rows, "bench_replay_sample", device="cpu", impl="tensordict"))
-    base = _sum_time(base_extend, find(rows, "bench_replay_sample", device="cpu", impl="baseline"))
+    def replay_path(extend_impl: str, sample_impl: str) -> float | None:
+        """Seconds to extend one 16-env step and sample 256, on cpu, for one implementation."""
+        return _sum_time(
+            find(rows, "bench_replay_extend", device="cpu", impl=extend_impl, num_envs=16),
+            find(rows, "bench_replay_sample", device="cpu", impl=sample_impl),
+        )
+
+    path = replay_path("fastdqn", "tensors")
+    path_td = replay_path("fastdqn", "tensordict")
+    base = replay_path("baseline", "baseline")
     out.append(("replay path (extend 16 + sample_tensors 256) <= 40 µs", fmt_time(path), verdict(None if path is None else path <= 40e-6)))
     out.append(
         ("replay path through sample() TensorDict <= 40 µs", fmt_time(path_td), verdict(None if path_td is None else path_td <= 40e-6))
     )
-    bare = _sum_time(
-        find(rows, "bench_replay_extend", device="cpu", impl="bare", num_envs=16),
-        find(rows, "bench_replay_sample", device="cpu", impl="bare"),
-    )
+    bare = replay_path("bare", "bare")
     # The 40 µs budget was set where a bare torch ring takes 12 + 24 µs: as a multiple of the bare ring
     # timed in this run, the budget carries over (roughly: the ring is a normaliser, not an invariant)
     # to a machine whose every torch op costs more.
@@ -272,10 +274,7 @@ def targets(rows: list[Row]) -> list[tuple[str, str, str]]:
             verdict(None if relative is None else relative <= BARE_RING_BUDGET),
         )
     )
-    sb3 = _sum_time(
-        find(rows, "bench_replay_extend", device="cpu", impl="sb3", num_envs=16),
-        find(rows, "bench_replay_sample", device="cpu", impl="sb3"),
-    )
+    sb3 = replay_path("sb3", "sb3")
     out.append(
         (
             "replay path faster than SB3's ReplayBuffer (add 16 + sample 256)",
