@@ -55,7 +55,8 @@ class DQNAgent:
         self.generator.manual_seed(cfg.seed + 1)
         self.compiled = should_compile(cfg.compile, self.device)
         self._acting_q = FrozenForward(self.q_network)  # no-grad forward over the live weights
-        self._online_q = FrozenForward(self.q_network, views=not self.compiled)  # TD targets: static params when compiled
+        # TD targets: the same views when eager, the module (static parameters for CUDA graphs) when compiled
+        self._online_q = FrozenForward(self.q_network, views=False) if self.compiled else self._acting_q
         self._target_q = FrozenForward(self.target_network, views=not self.compiled)
         self._loss_fn: Callable[..., tuple[Tensor, Tensor, Tensor]] = self._td_loss
         if self.compiled:
@@ -64,9 +65,9 @@ class DQNAgent:
         # third cheaper on a small CPU, where recording and walking the graph rivals the matmuls)
         self.explicit_backward = not self.compiled and has_written_out_backward(self.q_network)
         if self.explicit_backward:
-            assert isinstance(self.q_network, MLP)
+            assert isinstance(self.q_network, MLP) and self._acting_q.weights is not None
             self._dueling = isinstance(self.q_network, DuelingMLP)
-            self._weights = tuple(w.detach() for w in self.q_network.weights())
+            self._weights = self._acting_q.weights  # the detached views acting reads
             self._grads = tuple(_flat_grad_view(w) for w in self.q_network.weights())
         self.cuda_graphs = self.compiled and self.device.type == "cuda" and cfg.compile_mode in ("reduce-overhead", "max-autotune")
 

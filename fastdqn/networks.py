@@ -14,19 +14,20 @@ def mlp_input(obs: Tensor) -> Tensor:
     return obs if obs.dim() == 2 and obs.dtype == torch.float32 else obs.flatten(1).float()
 
 
+def mlp_features(obs: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    """The two ReLU hidden layers both MLPs share: obs (B, *obs_shape) -> features (B, H)."""
+    x = F.relu(F.linear(mlp_input(obs), w1, b1))
+    return F.relu(F.linear(x, w2, b2))
+
+
 def mlp_q(obs: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w3: Tensor, b3: Tensor) -> Tensor:
     """The MLP's forward as a function of its weights: obs (B, *obs_shape) -> Q (B, A)."""
-    x = mlp_input(obs)  # (B, obs_dim)
-    x = F.relu(F.linear(x, w1, b1))
-    x = F.relu(F.linear(x, w2, b2))  # (B, H)
-    return F.linear(x, w3, b3)
+    return F.linear(mlp_features(obs, w1, b1, w2, b2), w3, b3)
 
 
 def dueling_q(obs: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, wa: Tensor, ba: Tensor, wv: Tensor, bv: Tensor) -> Tensor:
     """The dueling MLP's forward: the trunk, then `V + A - mean(A)`."""
-    x = mlp_input(obs)
-    x = F.relu(F.linear(x, w1, b1))
-    features = F.relu(F.linear(x, w2, b2))  # (B, H)
+    features = mlp_features(obs, w1, b1, w2, b2)  # (B, H)
     advantage = F.linear(features, wa, ba)  # (B, A)
     return F.linear(features, wv, bv) + advantage - advantage.mean(dim=1, keepdim=True)
 
