@@ -19,7 +19,7 @@ from bench.baselines.bare_ring import BareRing
 from bench.baselines.sb3_buffer import sb3_buffer
 from bench.baselines.tutorial_buffer import ReplayBufferQue, sample_tensors
 from fastdqn import Batch, Config, DQNAgent, ReplayBuffer
-from fastdqn.envs import EnvSpaces, make_envs
+from fastdqn.envs import EnvSpaces, gymnasium_vector_env
 
 CARTPOLE = EnvSpaces((4,), torch.float32, 2)
 
@@ -132,7 +132,7 @@ def synchronize(device: torch.device | str) -> None:
 
 def cartpole_step_rows(num_envs: int, seed: int = 0) -> dict[str, np.ndarray]:
     """One real CartPole-v1 vector step, as numpy arrays the env returned: obs (N, 4) f32, action (N,) i64, ..."""
-    envs = make_envs("CartPole-v1", num_envs)
+    envs = gymnasium_vector_env("CartPole-v1", num_envs)
     obs, _ = envs.reset(seed=seed)
     actions = np.random.default_rng(seed).integers(0, 2, num_envs)
     next_obs, rewards, terminated, truncated, _ = envs.step(actions)

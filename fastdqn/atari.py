@@ -14,7 +14,7 @@ Two implementations, picked by `vectorization_mode`:
 - `sync` / `async`: Gymnasium's `AtariPreprocessing` + `EpisodicLife` + `ClipReward` +
   `FrameStackObservation` in a Python vector env (the stack repeats the first frame at a reset).
 
-Both autoreset in NEXT_STEP mode, which `fastdqn.envs.valid_rows` masks. A life loss is an
+Both autoreset in NEXT_STEP mode, whose reset step `fastdqn.envs.GymnasiumEnv` marks as no transition. A life loss is an
 episode end for the learner but not for the game: the step after it is the "reset" step, which
 the train loop drops. `LifeLossReset` (ale-py path) and `EpisodicLife` (Gymnasium path) make that
 step a NOOP with reward 0, as DeepMind's EpisodicLifeEnv does, so no real action goes unrecorded.
@@ -48,18 +48,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
-from fastdqn.envs import EnvError, find_spec
+from fastdqn.envs.spaces import EnvError, find_spec
 
 FRAME_STACK = 4
 FRAME_SKIP = 4
 NOOP_MAX = 30
 MAX_EPISODE_STEPS = 27_000  # 108k emulator frames, the 30-minute cap of Machado et al. 2018
 NOOP = 0  # action 0 is NOOP in every ALE action set, minimal or full
-
-
-def is_atari(env_id: str) -> bool:
-    """True for ALE ids (`ALE/Pong-v5`, or `module:ALE/Pong-v5`)."""
-    return env_id.rpartition(":")[2].startswith("ALE/")
 
 
 def _import_ale() -> Any:

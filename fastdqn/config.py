@@ -22,6 +22,7 @@ LossKind = Literal["huber", "mse"]
 ScheduleKind = Literal["linear", "exponential", "piecewise"]
 ReplayStorage = Literal["auto", "tensor", "frames"]
 VectorizationMode = Literal["auto", "vector_entry_point", "sync", "async"]
+EnvBackend = Literal["auto", "gymnasium", "torch"]
 
 
 class FastDQNError(Exception):
@@ -45,8 +46,11 @@ class Config:
     """Gymnasium id; `module:Env-v0` imports `module` first so its registration runs."""
     num_envs: int = 16
     """Environments stepped together in one vector env."""
+    env_backend: EnvBackend = "gymnasium"
+    """`torch` runs CartPole-v1, Acrobot-v1 and MountainCar-v0 as tensors on the training device;
+    `gymnasium` steps Gymnasium's numpy envs; `auto` picks torch for those ids from 256 envs up."""
     vectorization_mode: VectorizationMode = "auto"
-    """`auto` uses the env's own vectorized class where it has one, else `sync`."""
+    """Gymnasium backend: `auto` uses the env's own vectorized class where it has one, else `sync`."""
     seed: int = 1
     """Seeds torch, numpy, python, the envs and the buffer's sampler."""
 
@@ -195,6 +199,7 @@ class Config:
         for name, kind in (("loss", LossKind), ("exploration", ScheduleKind)):
             self._check_choice(name, kind)
         self._check_choice("vectorization_mode", VectorizationMode)
+        self._check_choice("env_backend", EnvBackend)
         self._check_choice("replay_storage", ReplayStorage)
         if not self.device or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"device={self.device!r} is not one of cpu, cuda, cuda:N, auto")

@@ -6,43 +6,62 @@ import numpy as np
 import torch
 
 from fastdqn.agent import DQNAgent
-from fastdqn.envs import EnvError, env_spaces, make_envs
+from fastdqn.config import Config
+from fastdqn.envs import DeviceVectorEnv, EnvError, make_envs, resolve_backend
+
+CHECK_EVERY = 16
+"""Vector steps between looks at whether every episode has ended (each look is a host sync on CUDA)."""
 
 
 class Evaluator:
     """Runs `episodes` greedy episodes, one per sub-env, reset with the same seed each time.
 
     The same seed makes evaluations comparable across a run: every policy faces the same starts.
-    Keep one Evaluator for a run so the vector env is built once.
+    Keep one Evaluator for a run so the vector env is built once. Envs whose episode has ended go on
+    stepping (their returns no longer count) until every episode has.
     """
 
-    def __init__(self, env_id: str, episodes: int, seed: int, mode: str = "auto"):
-        self.envs = make_envs(env_id, episodes, mode, training=False)
-        self.episodes = episodes
+    def __init__(self, envs: DeviceVectorEnv, seed: int):
+        self.envs = envs
+        self.episodes = envs.num_envs
         self.seed = seed
+
+    @classmethod
+    def for_run(cls, cfg: Config, device: torch.device) -> Evaluator:
+        """The evaluator of a training run: `cfg.eval_episodes` envs of the run's backend, seeded apart from training."""
+        backend = resolve_backend(cfg.env_id, cfg.num_envs, cfg.env_backend)
+        envs = make_envs(cfg.env_id, cfg.eval_episodes, backend, device, cfg.vectorization_mode, training=False)
+        return cls(envs, cfg.seed + 100_000)
 
     @torch.no_grad()
     def run(self, agent: DQNAgent) -> np.ndarray:
         """Returns (episodes,) float64 undiscounted returns of the greedy policy."""
-        obs, _ = self.envs.reset(seed=self.seed)
-        returns = np.zeros(self.episodes)
-        running = np.ones(self.episodes, dtype=bool)
-        while running.any():
-            actions = agent.act(torch.from_numpy(obs), 0.0).cpu().numpy()  # the one host sync per step
-            obs, rewards, terminated, truncated, _ = self.envs.step(actions)
-            returns += np.where(running, rewards, 0.0)
-            running &= ~(terminated | truncated)
-        return returns
+        obs = self.envs.reset(seed=self.seed)
+        returns = torch.zeros(self.episodes, dtype=torch.float64, device=self.envs.device)
+        running = torch.ones(self.episodes, dtype=torch.bool, device=self.envs.device)
+        steps = 0
+        while True:
+            step = self.envs.step(agent.act(obs, 0.0))
+            returns += step.reward * running
+            running &= ~(step.terminated | step.truncated)
+            obs = step.next_obs
+            steps += 1
+            look = steps % CHECK_EVERY == 0 or self.envs.device.type == "cpu"
+            if look and not bool(running.any()):  # a host sync on CUDA, every CHECK_EVERY steps
+                return returns.cpu().numpy()
 
     def close(self) -> None:
         self.envs.close()
 
 
-def evaluate(agent: DQNAgent, env_id: str, episodes: int = 20, seed: int = 0, mode: str = "auto") -> list[float]:
-    """Per-episode greedy returns of `agent` on `env_id`."""
-    evaluator = Evaluator(env_id, episodes, seed, mode)
-    spaces = env_spaces(evaluator.envs, env_id)
-    if spaces != agent.spaces:
+def evaluate(
+    agent: DQNAgent, env_id: str, episodes: int = 20, seed: int = 0, mode: str = "auto", backend: str | None = None
+) -> list[float]:
+    """Per-episode greedy returns of `agent` on `env_id` (`backend`: the agent's training backend by default)."""
+    backend = resolve_backend(env_id, agent.cfg.num_envs, backend or agent.cfg.env_backend)
+    evaluator = Evaluator(make_envs(env_id, episodes, backend, agent.device, mode, training=False), seed)
+    if evaluator.envs.spaces != agent.spaces:
+        spaces = evaluator.envs.spaces
         evaluator.close()
         raise EnvError(
             f"the agent was trained on observations {agent.spaces.obs_shape} {agent.spaces.obs_dtype} with {agent.n_actions} actions, "

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from fastdqn.buffer import ReplayBuffer, UniformSampler, available_memory_bytes
 from fastdqn.config import ConfigError
+from fastdqn.envs.spaces import is_atari
 
 NO_FRAME = -(2**62)  # an id older than any ring position: an env with no previous row never links
 
@@ -241,8 +242,6 @@ class FrameStorage:
 
 def wants_frame_storage(replay_storage: str, env_id: str, obs_shape: tuple[int, ...], obs_dtype: torch.dtype) -> bool:
     """`frames` for `replay_storage="frames"`, or `auto` with an ALE id; only (stack, H, W) uint8 fits."""
-    from fastdqn.atari import is_atari
-
     wanted = replay_storage == "frames" or (replay_storage == "auto" and is_atari(env_id))
     if wanted and (len(obs_shape) != 3 or obs_dtype != torch.uint8):
         raise ConfigError(f"replay_storage=frames needs (stack, H, W) uint8 observations; {env_id} gives {obs_shape} {obs_dtype}")

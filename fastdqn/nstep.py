@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fastdqn.envs.base import EnvStep
+
 
 class NStepWriter:
     """Turns each env's one-step transitions into n-step rows for `ReplayBuffer.extend`.
@@ -109,6 +111,16 @@ class NStepWriter:
             "terminated": rows["terminated"].to(self.device, torch.bool, non_blocking=True).index_select(0, env_rows),
             "discount": torch.from_numpy(discount).to(self.device),
         }
+
+    def push_step(self, obs: Tensor, actions: Tensor, step: EnvStep) -> dict[str, Tensor]:
+        """`push` for one `EnvStep` taken from `obs` (E, *obs_shape) with `actions` (E,).
+
+        The window's bookkeeping runs on the host, so on CUDA this reads the step's done flags back
+        (one sync per vector step; one-step replay has none).
+        """
+        rows = {"obs": obs, "action": actions, "reward": step.reward, "next_obs": step.final_obs, "terminated": step.terminated}
+        reset_step = np.zeros(self.num_envs, dtype=bool) if step.valid is None else ~step.valid
+        return self.push(rows, reset_step, step.terminated.cpu().numpy(), step.truncated.cpu().numpy())
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.checkpoint import latest_run_checkpoint, load_checkpoint, write_run_checkpoint
 from fastdqn.config import Config, ConfigError
-from fastdqn.envs import restore_envs, snapshot_envs
+from fastdqn.envs import DeviceVectorEnv
+from fastdqn.episodes import EpisodeTracker
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import NStepWriter
 
@@ -33,10 +35,8 @@ if TYPE_CHECKING:
 class LoopState:
     """Everything the loop carries from one vector step to the next (saved in checkpoints)."""
 
-    obs: np.ndarray
-    prev_done: np.ndarray
-    episode_returns: np.ndarray
-    episode_lengths: np.ndarray
+    obs: Tensor
+    """(N, *obs_shape) on the env's device: what the next action is chosen on."""
     env_steps: int = 0
     vector_steps: int = 0
     next_eval: int = 0
@@ -50,8 +50,9 @@ def save_run_checkpoint(
     agent: DQNAgent,
     buffer: ReplayBuffer,
     nstep: NStepWriter | None,
-    envs: Any,
+    envs: DeviceVectorEnv,
     state: LoopState,
+    episodes: EpisodeTracker,
     metrics: Metrics,
     result: RunResult,
     start_time: float,
@@ -62,12 +63,10 @@ def save_run_checkpoint(
         "agent": agent.state_dict(),
         "buffer": buffer.state_dict() if cfg.save_buffer else None,
         "nstep": nstep.state_dict() if nstep is not None else None,
-        "env": snapshot_envs(envs),
+        "env": envs.state_dict(),
         "loop": {
-            "obs": torch.from_numpy(np.ascontiguousarray(state.obs)),
-            "prev_done": torch.from_numpy(state.prev_done),
-            "episode_returns": torch.from_numpy(state.episode_returns),
-            "episode_lengths": torch.from_numpy(state.episode_lengths),
+            "obs": state.obs.cpu().clone(),
+            "episodes": episodes.state_dict(),
             "counters": [state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint],
         },
         "run": {
@@ -98,7 +97,7 @@ def load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
     saved_cfg = Config.from_dict(payload["agent"]["config"])
     mismatched = [
         name
-        for name in ("env_id", "network", "hidden_dim", "num_envs", "buffer_capacity", "n_step", "per")
+        for name in ("env_id", "env_backend", "network", "hidden_dim", "num_envs", "buffer_capacity", "n_step", "per")
         if getattr(saved_cfg, name) != getattr(cfg, name)
     ]
     if mismatched:
@@ -111,7 +110,9 @@ def load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
     return payload
 
 
-def restore_run(saved: dict[str, Any], state: LoopState, result: RunResult, envs: Any, nstep: NStepWriter | None) -> float:
+def restore_run(
+    saved: dict[str, Any], state: LoopState, result: RunResult, envs: DeviceVectorEnv, nstep: NStepWriter | None, episodes: EpisodeTracker
+) -> float:
     """Put a checkpoint back into the loop's objects; returns the start time that continues wall time."""
     result.agent.load_state_dict(saved["agent"])
     if saved["buffer"] is not None:
@@ -121,11 +122,12 @@ def restore_run(saved: dict[str, Any], state: LoopState, result: RunResult, envs
     loop = saved["loop"]
     state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
     if saved["env"] is not None:
-        restore_envs(envs, saved["env"])
-        state.obs, state.prev_done = loop["obs"].numpy(), loop["prev_done"].numpy()
-        state.episode_returns, state.episode_lengths = loop["episode_returns"].numpy(), loop["episode_lengths"].numpy()
+        envs.load_state_dict(saved["env"])
+        state.obs = loop["obs"].to(envs.device)
+        episodes.load_state_dict(loop["episodes"])
     else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
-        state.obs, _ = envs.reset(seed=result.agent.cfg.seed + state.env_steps)
+        state.obs = envs.reset(seed=result.agent.cfg.seed + state.env_steps)
+    episodes.log_start = state.env_steps
     run = saved["run"]
     result.best_eval_return, result.solved_at_step, result.solved_at_seconds = (
         run["best_eval_return"],
@@ -141,3 +143,4 @@ def restore_run(saved: dict[str, Any], state: LoopState, result: RunResult, envs
     )
     torch.set_rng_state(rng["torch"])
     return time.perf_counter() - float(run["wall_seconds"])
+

@@ -16,8 +16,9 @@ import torch
 from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.config import Config, ConfigError, FastDQNError
-from fastdqn.device import HostToDevice, resolve_device
-from fastdqn.envs import env_spaces, make_envs, valid_rows
+from fastdqn.device import resolve_device
+from fastdqn.envs import DeviceVectorEnv, EnvSpaces, EnvStep, make_envs
+from fastdqn.episodes import EpisodeTracker
 from fastdqn.evaluate import Evaluator
 from fastdqn.frames import frame_replay_buffer, wants_frame_storage
 from fastdqn.metrics import Metrics
@@ -79,6 +80,22 @@ def make_run_dir(cfg: Config, overwrite: bool = False) -> Path:
     return run_dir
 
 
+def build_replay(cfg: Config, spaces: EnvSpaces, device: torch.device) -> tuple[ReplayBuffer, NStepWriter | None]:
+    """The run's replay buffer (tensor or frame storage, uniform or prioritized) and its n-step writer."""
+    sampler = PrioritizedSampler(cfg.buffer_capacity, device, cfg.per_alpha, cfg.per_eps, cfg.seed) if cfg.per else None
+    if wants_frame_storage(cfg.replay_storage, cfg.env_id, spaces.obs_shape, spaces.obs_dtype):
+        if cfg.n_step > 1:
+            raise ConfigError(f"n_step={cfg.n_step} needs --replay-storage tensor: frame storage keeps no per-row discount")
+        buffer = frame_replay_buffer(cfg.buffer_capacity, spaces.obs_shape, cfg.num_envs, device, seed=cfg.seed)
+        buffer.sampler = sampler or buffer.sampler
+    else:
+        buffer = ReplayBuffer.create(
+            cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, seed=cfg.seed, sampler=sampler, discount=cfg.n_step > 1
+        )
+    nstep = NStepWriter(cfg.n_step, cfg.gamma, cfg.num_envs, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
+    return buffer, nstep
+
+
 def train(
     cfg: Config,
     progress: bool = False,
@@ -100,88 +117,34 @@ def train(
         torch.set_num_threads(cfg.torch_threads)
     seed_everything(cfg.seed)
     saved = load_for_resume(cfg, resume) if resume is not None else None
-    envs = make_envs(cfg.env_id, cfg.num_envs, cfg.vectorization_mode)
-    spaces = env_spaces(envs, cfg.env_id)
-    sampler = PrioritizedSampler(cfg.buffer_capacity, device, cfg.per_alpha, cfg.per_eps, cfg.seed) if cfg.per else None
-    if wants_frame_storage(cfg.replay_storage, cfg.env_id, spaces.obs_shape, spaces.obs_dtype):
-        if cfg.n_step > 1:
-            raise ConfigError(f"n_step={cfg.n_step} needs --replay-storage tensor: frame storage keeps no per-row discount")
-        buffer = frame_replay_buffer(cfg.buffer_capacity, spaces.obs_shape, cfg.num_envs, device, seed=cfg.seed)
-        buffer.sampler = sampler or buffer.sampler
-    else:
-        buffer = ReplayBuffer.create(
-            cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, seed=cfg.seed, sampler=sampler, discount=cfg.n_step > 1
-        )
-    nstep = NStepWriter(cfg.n_step, cfg.gamma, cfg.num_envs, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
-    agent = DQNAgent(cfg, spaces, device)
-    evaluator = Evaluator(cfg.env_id, cfg.eval_episodes, cfg.seed + 100_000, cfg.vectorization_mode) if cfg.eval_every_steps else None
+    envs = make_envs(cfg.env_id, cfg.num_envs, cfg.env_backend, device, cfg.vectorization_mode)
+    buffer, nstep = build_replay(cfg, envs.spaces, device)
+    agent = DQNAgent(cfg, envs.spaces, device)
+    evaluator = Evaluator.for_run(cfg, device) if cfg.eval_every_steps else None
     run_dir = resume if resume is not None else make_run_dir(cfg, overwrite)
-    obs, _ = envs.reset(seed=cfg.seed)
-    state = LoopState(obs, np.zeros(cfg.num_envs, dtype=bool), np.zeros(cfg.num_envs), np.zeros(cfg.num_envs, dtype=np.int64))
-    state.next_eval, state.next_log, state.next_checkpoint = (
-        cfg.eval_every_steps,
-        cfg.log_every_steps,
-        cfg.checkpoint_every_steps or cfg.total_steps,
-    )
+    state = LoopState(envs.reset(seed=cfg.seed), 0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or cfg.total_steps)
+    episodes = EpisodeTracker(cfg.num_envs, envs.device, log_steps=-(-cfg.log_every_steps // cfg.num_envs) + 1)
     result = RunResult(agent, buffer, [], run_dir)
     if saved is not None:
-        start_time = restore_run(saved, state, result, envs, nstep)
-    metrics = Metrics(
-        run_dir,
-        cfg.total_steps,
-        start_time,
-        progress,
-        resume_at=state.env_steps if saved else None,
-        state=saved["metrics"] if saved else None,
-    )
-    result.metrics = metrics.rows
-    to_device = HostToDevice(device)
-    env_index = np.arange(cfg.num_envs)  # lets FrameStorage link each env's rows
-    obs_t, stats, last_good_step = to_device("obs", state.obs), None, state.env_steps
+        start_time = restore_run(saved, state, result, envs, nstep, episodes)
+    resume_at, metrics_state = (state.env_steps, saved["metrics"]) if saved is not None else (None, None)
+    metrics = Metrics(run_dir, cfg.total_steps, start_time, progress, resume_at=resume_at, state=metrics_state)
+    result.metrics, episodes.sink = metrics.rows, metrics
+    env_ids = torch.arange(cfg.num_envs, device=envs.device)  # lets FrameStorage link each env's rows
+    stats, last_good_step = None, state.env_steps
     try:
         with stop_on_signals() as stop:
             while state.env_steps < cfg.total_steps:
                 epsilon = epsilon_at(cfg, state.env_steps)
-                actions = agent.act(obs_t, epsilon).cpu().numpy()  # the per-step sync
-                next_obs, rewards, terminated, truncated = _env_step(envs, actions, state.env_steps)
-                next_obs_t = to_device("next_obs", next_obs)
-                rows = {
-                    "obs": state.obs,
-                    "action": actions,
-                    "reward": rewards,
-                    "next_obs": next_obs,
-                    "terminated": terminated,
-                    "env": env_index,
-                }
-                if nstep is None:
-                    keep = valid_rows(state.prev_done)  # NEXT_STEP autoreset: drop each env's reset step, on the host
-                    if keep is not None:
-                        rows = {name: value[keep] for name, value in rows.items()}
-                    # on CUDA the stored obs travel again beside the act input: a few rows' bytes next to an
-                    # env step, and masking on the host keeps a CPU step zero-copy (the common, slower case)
-                    buffer.extend({name: to_device("row." + name, value) for name, value in rows.items()})
-                else:  # the reset step enters no window; the observations are on the device already
-                    device_rows = {name: to_device("row." + name, rows[name]) for name in ("action", "reward", "terminated")}
-                    device_rows.update(obs=obs_t, next_obs=next_obs_t)
-                    buffer.extend(nstep.push(device_rows, state.prev_done, terminated, truncated))
-
-                state.episode_returns = np.where(state.prev_done, 0.0, state.episode_returns + rewards)
-                state.episode_lengths = np.where(state.prev_done, 0, state.episode_lengths + 1)
-                state.prev_done = terminated | truncated
+                actions = agent.act(state.obs, epsilon)  # (N,) on the device
+                step = _env_step(envs, actions, state.env_steps)
+                buffer.extend(step.transitions(state.obs, actions, env_ids) if nstep is None else nstep.push_step(state.obs, actions, step))
+                state.obs = step.next_obs
                 state.env_steps += cfg.num_envs
                 state.vector_steps += 1
-                if state.prev_done.any():
-                    metrics.add_episodes(state.env_steps, state.episode_returns[state.prev_done], state.episode_lengths[state.prev_done])
-
+                episodes.record(step, state.env_steps)
                 if state.env_steps >= cfg.learning_starts and len(buffer) >= cfg.batch_size and state.vector_steps % cfg.train_every == 0:
-                    if sampler is not None:
-                        sampler.beta = linear_schedule(cfg.per_beta_start, 1.0, cfg.total_steps, state.env_steps)
-                    for _ in range(cfg.gradient_steps):
-                        batch = buffer.sample_tensors(cfg.batch_size)
-                        stats = agent.update(batch)
-                        if sampler is not None and batch.storage_index is not None:
-                            buffer.update_priorities(batch.storage_index, stats["td_error"].abs())
-                obs_t, state.obs = next_obs_t, next_obs
+                    stats = _update(cfg, agent, buffer, state.env_steps)
 
                 eval_returns = None
                 if evaluator is not None and state.env_steps >= state.next_eval:
@@ -193,12 +156,14 @@ def train(
                 if state.env_steps >= state.next_log or eval_returns is not None or done:
                     state.next_log += cfg.log_every_steps if state.env_steps >= state.next_log else 0
                     last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
+                    episodes.flush(state.env_steps)
                     metrics.log(state.env_steps, agent.updates, epsilon, stats, eval_returns)
                 interrupted = stop.requested or (interrupt_at_step is not None and state.env_steps >= interrupt_at_step)
                 if state.env_steps >= state.next_checkpoint or done or interrupted:
                     state.next_checkpoint += cfg.checkpoint_every_steps if state.env_steps >= state.next_checkpoint else 0
                     last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
-                    path = save_run_checkpoint(run_dir, cfg, agent, buffer, nstep, envs, state, metrics, result, start_time)
+                    episodes.flush(state.env_steps)
+                    path = save_run_checkpoint(run_dir, cfg, agent, buffer, nstep, envs, state, episodes, metrics, result, start_time)
                     if interrupted:
                         raise _interrupted(stop, path, run_dir, state.env_steps)
                 if done:
@@ -218,14 +183,26 @@ def train(
     return result
 
 
-def _env_step(envs: Any, actions: np.ndarray, env_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _update(cfg: Config, agent: DQNAgent, buffer: ReplayBuffer, env_steps: int) -> dict[str, torch.Tensor]:
+    """`gradient_steps` updates on fresh samples; prioritized replay anneals beta and gets new priorities."""
+    sampler = buffer.sampler
+    if isinstance(sampler, PrioritizedSampler):
+        sampler.beta = linear_schedule(cfg.per_beta_start, 1.0, cfg.total_steps, env_steps)
+    for _ in range(cfg.gradient_steps):
+        batch = buffer.sample_tensors(cfg.batch_size)
+        stats = agent.update(batch)
+        if isinstance(sampler, PrioritizedSampler) and batch.storage_index is not None:
+            buffer.update_priorities(batch.storage_index, stats["td_error"].abs())
+    return stats
+
+
+def _env_step(envs: DeviceVectorEnv, actions: torch.Tensor, env_steps: int) -> EnvStep:
     try:
-        next_obs, rewards, terminated, truncated, _ = envs.step(actions)
+        return envs.step(actions)
     except Exception as error:
         raise TrainingFailed(
             f"the env raised during step at env step {env_steps}: {type(error).__name__}: {error}; checkpoints written before it are kept"
         ) from error
-    return next_obs, rewards, terminated, truncated
 
 
 def _check_finite(agent: DQNAgent, stats: dict[str, torch.Tensor] | None, last_good_step: int, env_steps: int) -> int:

@@ -12,7 +12,7 @@ from gymnasium.vector import VectorEnv
 from fastdqn import ReplayBuffer, train
 from fastdqn.buffer import FIELDS
 from fastdqn.config import preset
-from fastdqn.envs import make_envs, valid_rows
+from fastdqn.envs import gymnasium_vector_env, valid_rows
 from fastdqn.frames import FrameStorage
 from fastdqn.networks import NatureCNN, build_q_network
 from fastdqn.schedules import epsilon_at
@@ -65,7 +65,7 @@ def test_epsilon_piecewise_anneals_to_point_one_then_point_zero_one() -> None:
 @needs_ale
 @pytest.mark.parametrize("mode", ["auto", "sync"])
 def test_make_envs_gives_ale_ids_the_nature_preprocessing(mode: str) -> None:
-    envs = make_envs("ALE/Pong-v5", 2, mode)
+    envs = gymnasium_vector_env("ALE/Pong-v5", 2, mode)
     try:
         assert envs.single_observation_space.shape == (4, 84, 84)
         assert envs.single_observation_space.dtype == np.uint8
@@ -79,7 +79,7 @@ def test_make_envs_gives_ale_ids_the_nature_preprocessing(mode: str) -> None:
 
 def _play_breakout(training: bool, mode: str, steps: int) -> tuple[list[int], list[float], list[float]]:
     """Under random play: lives left at each episode end, the reward of each step after an end, every reward."""
-    envs = make_envs("ALE/Breakout-v5", 1, mode, training=training)
+    envs = gymnasium_vector_env("ALE/Breakout-v5", 1, mode, training=training)
     lives_at_end, after_end, rewards = [], [], []
     try:
         envs.reset(seed=0)
@@ -142,7 +142,7 @@ def _rollout_rows(envs: VectorEnv, num_envs: int, steps: int) -> list[dict[str, 
 @needs_ale
 @pytest.mark.parametrize("mode", ["auto", "sync"])
 def test_frame_storage_rebuilds_breakout_stacks_across_life_losses(mode: str) -> None:
-    envs = make_envs("ALE/Breakout-v5", 2, mode)
+    envs = gymnasium_vector_env("ALE/Breakout-v5", 2, mode)
     try:
         all_rows = _rollout_rows(envs, 2, 300)
     finally:

@@ -7,7 +7,7 @@ import toyenv
 from configs import counter_config
 
 import fastdqn
-from fastdqn.envs import EnvError, make_envs, valid_rows
+from fastdqn.envs import EnvError, GymnasiumEnv, make_envs, valid_rows
 
 
 def collect(num_envs: int = 3, total_steps: int = 120, **overrides: object) -> fastdqn.RunResult:
@@ -99,8 +99,8 @@ def test_make_envs_rejects_what_dqn_cannot_use(env_id: str, message: str) -> Non
 
 def test_make_envs_uses_the_envs_own_vector_class_when_it_has_one() -> None:
     envs = make_envs("CartPole-v1", 4)
-    assert type(envs).__name__ == "CartPoleVectorEnv"
+    assert isinstance(envs, GymnasiumEnv) and type(envs.envs).__name__ == "CartPoleVectorEnv"
     envs.close()
     envs = make_envs("toyenv:Counter-v0", 2)
-    assert type(envs).__name__ == "SyncVectorEnv"
+    assert isinstance(envs, GymnasiumEnv) and type(envs.envs).__name__ == "SyncVectorEnv"
     envs.close()

@@ -11,7 +11,7 @@ from configs import quiet_config
 from fastdqn import ReplayBuffer, train
 from fastdqn.buffer import FIELDS
 from fastdqn.config import ConfigError
-from fastdqn.envs import make_envs, valid_rows
+from fastdqn.envs import gymnasium_vector_env, valid_rows
 from fastdqn.frames import FrameStorage, frame_replay_buffer, wants_frame_storage
 
 SIZE = 6  # framestack_env.SIZE
@@ -19,7 +19,7 @@ SIZE = 6  # framestack_env.SIZE
 
 def rollout(env_id: str, num_envs: int, steps: int, seed: int = 0) -> Iterator[dict[str, torch.Tensor]]:
     """The rows the train loop would extend, step by step: autoreset steps dropped, env ids attached."""
-    envs = make_envs(env_id, num_envs, "sync")
+    envs = gymnasium_vector_env(env_id, num_envs, "sync")
     obs, _ = envs.reset(seed=seed)
     prev_done = np.zeros(num_envs, dtype=bool)
     rng = np.random.default_rng(seed)

@@ -1,17 +1,14 @@
-"""Vector envs: construction, the space checks DQN needs, and the NEXT_STEP autoreset mask.
+"""Gymnasium vector envs behind `DeviceVectorEnv`: construction, the host<->device hop, NEXT_STEP masking.
 
 Gymnasium 1.x vector envs autoreset in NEXT_STEP mode: the step after an episode ends returns the
 first observation of the next episode, ignores the action, and reports reward 0. That step is not a
-transition, so `valid_rows(prev_done)` drops it before anything reaches the buffer. The step that
-ended the episode is a real transition whose `obs` is the true final observation: `terminated`
-zeroes its bootstrap, `truncated` does not.
+transition: `GymnasiumEnv` marks its rows `valid=False` (known on the host, before any copy) and
+`EnvStep.transitions` drops them. The step that ended the episode is a real transition whose
+observation is the true final one: `terminated` zeroes its bootstrap, `truncated` does not.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -19,38 +16,11 @@ import numpy as np
 import torch
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode, VectorEnv
+from torch import Tensor
 
-from fastdqn.config import ConfigError
-
-
-class EnvError(ConfigError):
-    """The env cannot be made, or its spaces do not fit DQN; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class EnvSpaces:
-    obs_shape: tuple[int, ...]
-    obs_dtype: torch.dtype
-    n_actions: int
-
-
-def _close_names(env_id: str) -> str:
-    names = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
-    return f" Did you mean {', '.join(names)}?" if names else " `python -c 'import gymnasium; gymnasium.pprint_registry()'` lists them."
-
-
-def find_spec(env_id: str) -> EnvSpec:
-    """The registered spec of `env_id`; `module:Env-v0` imports `module` first, as Gymnasium does."""
-    module, _, name = env_id.rpartition(":")
-    if module:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise EnvError(f"env id {env_id!r}: could not import {module!r} to register it ({error})") from None
-    try:
-        return gym.spec(name)
-    except gym.error.Error as error:
-        raise EnvError(f"unknown env id {env_id!r}: {error}.{_close_names(name)}") from None
+from fastdqn.device import HostToDevice
+from fastdqn.envs.base import EnvStep
+from fastdqn.envs.spaces import EnvError, EnvSpaces, check_spaces, find_spec, is_atari
 
 
 def resolve_vectorization_mode(spec: EnvSpec, mode: str) -> str:
@@ -59,8 +29,8 @@ def resolve_vectorization_mode(spec: EnvSpec, mode: str) -> str:
     return "vector_entry_point" if spec.vector_entry_point is not None else "sync"
 
 
-def make_envs(env_id: str, num_envs: int, mode: str = "auto", training: bool = True) -> VectorEnv:
-    """`gymnasium.make_vec` with fastdqn's checks; the caller seeds it through `reset(seed=...)`.
+def gymnasium_vector_env(env_id: str, num_envs: int, mode: str = "auto", training: bool = True) -> VectorEnv:
+    """`gymnasium.make_vec` with fastdqn's checks, a NEXT_STEP numpy vector env; seed it through `reset(seed=...)`.
 
     Args:
         env_id: a registered id, or `module:Env-v0` to import `module` first.
@@ -71,9 +41,9 @@ def make_envs(env_id: str, num_envs: int, mode: str = "auto", training: bool = T
     """
     if num_envs < 1:
         raise EnvError(f"num_envs={num_envs} must be at least 1; pass --num-envs N with N >= 1")
-    from fastdqn.atari import is_atari, make_atari_envs
-
     if is_atari(env_id):
+        from fastdqn.atari import make_atari_envs  # ale-py and OpenCV load only for Atari runs
+
         envs = make_atari_envs(env_id, num_envs, mode, training)  # Nature preprocessing for any ALE/ id
         check_spaces(env_id, envs.single_observation_space, envs.single_action_space)
         return envs
@@ -94,23 +64,6 @@ def make_envs(env_id: str, num_envs: int, mode: str = "auto", training: bool = T
         envs.close()
         raise
     return envs
-
-
-def check_spaces(env_id: str, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> EnvSpaces:
-    if not isinstance(action_space, gym.spaces.Discrete):
-        raise EnvError(
-            f"{env_id} has a {type(action_space).__name__} action space; DQN needs a Discrete action space "
-            f"(pick a discrete env such as CartPole-v1, or discretise the actions with a wrapper)"
-        )
-    if int(action_space.start) != 0:
-        raise EnvError(f"{env_id}: Discrete action space starts at {action_space.start}; fastdqn expects actions 0..n-1")
-    if not isinstance(observation_space, gym.spaces.Box):
-        raise EnvError(
-            f"{env_id} has a {type(observation_space).__name__} observation space; fastdqn needs a Box "
-            f"(flatten Dict/Tuple observations with gymnasium.wrappers.FlattenObservation)"
-        )
-    obs_dtype = torch.from_numpy(np.zeros(0, dtype=observation_space.dtype)).dtype
-    return EnvSpaces(tuple(observation_space.shape), obs_dtype, int(action_space.n))
 
 
 def env_spaces(envs: VectorEnv, env_id: str = "env") -> EnvSpaces:
@@ -187,3 +140,49 @@ def restore_envs(envs: VectorEnv, snapshot: list[dict[str, Any]]) -> None:
         raise EnvError("the saved env state does not fit this env; resume with the env the run was started with")
     for layer, state in zip(layers, snapshot, strict=True):
         _apply(layer, state)
+
+
+class GymnasiumEnv:
+    """A Gymnasium vector env as a `DeviceVectorEnv`: actions go to the host, rows come back on `device`.
+
+    The one host round trip per step a numpy env needs: `actions.cpu()` (which also waits for the
+    act), the numpy step, then four arrays copied to the device (zero-copy on CPU, pinned staging on
+    CUDA). Rows of Gymnasium's NEXT_STEP reset step come back with `valid` False.
+    """
+
+    def __init__(self, envs: VectorEnv, env_id: str, device: torch.device | str = "cpu"):
+        self.envs = envs
+        self.env_id = env_id
+        self.num_envs = envs.num_envs
+        self.device = torch.device(device)
+        self.spaces = env_spaces(envs, env_id)
+        spec = getattr(envs, "spec", None)
+        self.max_episode_steps: int | None = getattr(spec, "max_episode_steps", None)
+        self.prev_done = np.zeros(self.num_envs, dtype=bool)
+        self.to_device = HostToDevice(self.device)
+
+    def reset(self, seed: int) -> Tensor:
+        obs, _ = self.envs.reset(seed=seed)
+        self.prev_done = np.zeros(self.num_envs, dtype=bool)
+        return self.to_device("obs", obs)
+
+    def step(self, actions: Tensor) -> EnvStep:
+        next_obs, rewards, terminated, truncated, _ = self.envs.step(actions.cpu().numpy())  # the per-step sync a host env needs
+        valid = None if not self.prev_done.any() else ~self.prev_done  # NEXT_STEP: this step reset those envs
+        self.prev_done = terminated | truncated
+        obs_t = self.to_device("next_obs", next_obs)
+        reward_t = self.to_device("reward", np.asarray(rewards, dtype=np.float32))
+        return EnvStep(obs_t, reward_t, self.to_device("terminated", terminated), self.to_device("truncated", truncated), obs_t, valid)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        snapshot = snapshot_envs(self.envs)
+        return None if snapshot is None else {"kind": "gymnasium", "envs": snapshot, "prev_done": torch.from_numpy(self.prev_done.copy())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("kind") != "gymnasium":
+            raise EnvError("the saved env state does not fit this env; resume with the env backend the run was started with")
+        restore_envs(self.envs, state["envs"])
+        self.prev_done = state["prev_done"].numpy().copy()
+
+    def close(self) -> None:
+        self.envs.close()
