@@ -78,7 +78,9 @@ class EpisodeTracker:
                 assert self.sink is not None
                 returns, lengths = self.log_return[:n].cpu().numpy(), self.log_length[:n].cpu().numpy()
                 for row in np.flatnonzero(done.any(axis=1)):
-                    self.sink.add_episodes(self.log_start + (int(row) + 1) * self.num_envs, returns[row][done[row]], lengths[row][done[row]])
+                    self.sink.add_episodes(
+                        self.log_start + (int(row) + 1) * self.num_envs, returns[row][done[row]], lengths[row][done[row]]
+                    )
         self.logged = 0
         self.log_start = env_steps
 

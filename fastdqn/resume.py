@@ -143,4 +143,3 @@ def restore_run(
     )
     torch.set_rng_state(rng["torch"])
     return time.perf_counter() - float(run["wall_seconds"])
-

@@ -122,7 +122,9 @@ def train(
     agent = DQNAgent(cfg, envs.spaces, device)
     evaluator = Evaluator.for_run(cfg, device) if cfg.eval_every_steps else None
     run_dir = resume if resume is not None else make_run_dir(cfg, overwrite)
-    state = LoopState(envs.reset(seed=cfg.seed), 0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or cfg.total_steps)
+    state = LoopState(
+        envs.reset(seed=cfg.seed), 0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or cfg.total_steps
+    )
     episodes = EpisodeTracker(cfg.num_envs, envs.device, log_steps=-(-cfg.log_every_steps // cfg.num_envs) + 1)
     result = RunResult(agent, buffer, [], run_dir)
     if saved is not None:

@@ -31,10 +31,19 @@ def csv_rows(path: Path, drop: tuple[str, ...] = ("wall_s", "sps")) -> list[dict
         return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize(("env_id", "n_step"), [("CartPole-v1", 1), ("Acrobot-v1", 1), ("CartPole-v1", 3)])
-def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path: Path, env_id: str, n_step: int) -> None:
-    straight = fastdqn.train(config(tmp_path / "a", env_id=env_id, n_step=n_step))
-    cfg = config(tmp_path / "b", env_id=env_id, n_step=n_step)
+@pytest.mark.parametrize(
+    ("env_id", "n_step", "backend"),
+    [
+        ("CartPole-v1", 1, "gymnasium"),
+        ("Acrobot-v1", 1, "gymnasium"),
+        ("CartPole-v1", 3, "gymnasium"),
+        ("CartPole-v1", 3, "torch"),
+        ("Acrobot-v1", 1, "torch"),
+    ],
+)
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path: Path, env_id: str, n_step: int, backend: str) -> None:
+    straight = fastdqn.train(config(tmp_path / "a", env_id=env_id, n_step=n_step, env_backend=backend))
+    cfg = config(tmp_path / "b", env_id=env_id, n_step=n_step, env_backend=backend)
     with pytest.raises(TrainingInterrupted) as stopped:
         fastdqn.train(cfg, interrupt_at_step=1_800)
     assert stopped.value.checkpoint.name == "step-000000001800.pt"

@@ -42,7 +42,9 @@ def resolve_backend(env_id: str, num_envs: int, backend: str) -> str:
     if backend == "auto":
         return "torch" if env_id in NATIVE_ENVS and num_envs >= AUTO_TORCH_MIN_ENVS else "gymnasium"
     if backend == "torch" and env_id not in NATIVE_ENVS:
-        raise EnvError(f"--env-backend torch has no native {env_id}; it runs {', '.join(NATIVE_ENVS)} (use --env-backend gymnasium for others)")
+        raise EnvError(
+            f"--env-backend torch has no native {env_id}; it runs {', '.join(NATIVE_ENVS)} (use --env-backend gymnasium for others)"
+        )
     if backend not in ("torch", "gymnasium"):
         raise EnvError(f"env_backend={backend!r} is not one of auto, torch, gymnasium")
     return backend
