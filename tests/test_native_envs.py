@@ -187,3 +187,18 @@ def test_same_seed_gives_the_same_curve_with_native_envs(tmp_path: Path, n_step:
     ]
     assert torch.equal(first.agent.online.data, second.agent.online.data)
     assert not torch.equal(first.agent.online.data, other.agent.online.data)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_native_env_reset_table_gives_the_draws_a_device_computes_each_step(env_id: str) -> None:
+    """The CPU path (host branch, a table of reset draws) and the CUDA path (every draw computed in the step) agree."""
+    table, direct = make_envs(env_id, 16, backend="torch"), make_envs(env_id, 16, backend="torch")
+    assert isinstance(table, TorchVectorEnv) and isinstance(direct, TorchVectorEnv)
+    direct.branch_on_host = False
+    assert torch.equal(table.reset(seed=9), direct.reset(seed=9))
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(1_500):  # past RESET_BLOCK resets of the busiest envs: the table is rebuilt on the way
+        actions = torch.randint(0, table.n_actions, (16,), generator=generator)
+        a, b = table.step(actions), direct.step(actions)
+        assert torch.equal(a.next_obs, b.next_obs) and torch.equal(a.final_obs, b.final_obs)
+    assert int(table.resets.max()) > (32 if env_id == "CartPole-v1" else 1)

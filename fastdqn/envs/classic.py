@@ -28,6 +28,8 @@ from fastdqn.envs.base import EnvStep
 from fastdqn.envs.spaces import EnvError, EnvSpaces
 
 _M32 = 0xFFFFFFFF
+RESET_BLOCK = 32
+"""CPU: reset draws computed ahead per env, in one batch of hash ops."""
 
 
 def hash32(x: Tensor) -> Tensor:
@@ -62,9 +64,16 @@ class TorchVectorEnv:
         self.resets = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         """Episodes started so far, per env: the counter of its random stream."""
         self.streams = torch.zeros((num_envs, self.state_dim), dtype=torch.int64, device=self.device)
-        # on CPU a step asks the host whether any env ended and skips the reset draws when none did;
-        # on CUDA that question would be a sync, so the draws always run (and stay capturable)
+        # On CPU a step asks the host whether any env ended and skips the reset work when none did,
+        # and fresh states come from a table of each env's next RESET_BLOCK draws (a lookup instead
+        # of the dozen small hash ops a draw costs). On CUDA those questions would be syncs, so the
+        # draws run every step (and stay capturable); both give the same states.
         self.branch_on_host = self.device.type == "cpu"
+        self.env_index = torch.arange(num_envs, device=self.device)
+        self.table: Tensor | None = None
+        """CPU: (N, RESET_BLOCK, state_dim) fresh states for reset counters `table_base + j`."""
+        self.table_base = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self.time_limit = torch.tensor(self.max_episode_steps or 2**31 - 1, dtype=torch.int32, device=self.device)
 
     def _initial(self, uniforms: Tensor) -> Tensor:
         """Fresh states (N, state_dim) from uniforms (N, state_dim) in [0, 1)."""
@@ -77,10 +86,23 @@ class TorchVectorEnv:
     def _observe(self, state: Tensor) -> Tensor:
         return state
 
-    def _uniforms(self) -> Tensor:
-        """(N, state_dim) float32 in [0, 1): each env's draw for its current reset counter."""
-        x = torch.add(self.streams, self.resets.unsqueeze(1), alpha=0x61C88647) & _M32
+    def _uniforms(self, counters: Tensor) -> Tensor:
+        """(N, *counters.shape[1:], state_dim) float32 in [0, 1): env i's draws for its reset counters (N, ...)."""
+        streams = self.streams.view(self.num_envs, *([1] * (counters.dim() - 1)), self.state_dim)
+        x = torch.add(streams, counters.unsqueeze(-1), alpha=0x61C88647) & _M32
         return (hash32(x) >> 8).to(torch.float32) * 2.0**-24
+
+    def _fresh(self) -> Tensor:
+        """(N, state_dim): each env's start state for its current reset counter."""
+        if not self.branch_on_host:
+            return self._initial(self._uniforms(self.resets))
+        offset = self.resets - self.table_base
+        if self.table is None or int(offset.max()) >= RESET_BLOCK:
+            self.table_base = self.resets.clone()
+            counters = self.resets.unsqueeze(1) + torch.arange(RESET_BLOCK, device=self.device)  # (N, B)
+            self.table = self._initial(self._uniforms(counters).view(-1, self.state_dim)).view(self.num_envs, RESET_BLOCK, self.state_dim)
+            offset = torch.zeros_like(offset)
+        return self.table[self.env_index, offset]
 
     def reset(self, seed: int) -> Tensor:
         """Every env starts a new episode; env i's stream is seeded by (seed, i). Returns obs (N, obs_dim)."""
@@ -90,20 +112,21 @@ class TorchVectorEnv:
         self.streams.copy_(hash32((seed_key + hash32(env * self.state_dim + component + 1)) & _M32))
         self.resets.zero_()
         self.steps.zero_()
-        self.state.copy_(self._initial(self._uniforms()))
+        self.table = None
+        self.state.copy_(self._fresh())
         return self._observe(self.state).clone()
 
     def step(self, actions: Tensor) -> EnvStep:
         state, reward, terminated = self._dynamics(self.state, actions.to(self.device, non_blocking=True))
         self.steps.add_(1)
-        truncated = self.steps >= self.max_episode_steps if self.max_episode_steps is not None else torch.zeros_like(terminated)
+        truncated = self.steps >= self.time_limit
         final_obs = self._observe(state)
         done = terminated | truncated
         if self.branch_on_host and not bool(done.any()):
             self.state.copy_(state)
             return EnvStep(final_obs, reward, terminated, truncated, final_obs)
         self.resets.add_(done)
-        fresh = self._initial(self._uniforms())
+        fresh = self._fresh()
         self.state.copy_(torch.where(done.unsqueeze(1), fresh, state))
         self.steps.masked_fill_(done, 0)
         next_obs = torch.where(done.unsqueeze(1), self._observe(fresh), final_obs)
@@ -123,6 +146,7 @@ class TorchVectorEnv:
             raise EnvError("the saved env state does not fit this env; resume with the env the run was started with")
         for name in ("state", "steps", "resets", "streams"):
             getattr(self, name).copy_(state[name])
+        self.table = None
 
     def close(self) -> None:
         pass
@@ -144,23 +168,27 @@ class CartPole(TorchVectorEnv):
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu"):
         super().__init__(num_envs, device)
-        self.limits = torch.tensor([self.x_threshold, self.theta_threshold], device=self.device)
+        self.limits = torch.tensor([self.x_threshold, math.inf, self.theta_threshold, math.inf], device=self.device)
+        self.force_over_mass = torch.tensor([-self.force_mag, self.force_mag], device=self.device) / self.total_mass
+        self.four_thirds_length = torch.tensor(self.length * 4.0 / 3.0, device=self.device)
+        self.gravity_t = torch.tensor(self.gravity, device=self.device)  # a 0-dim tensor operand skips wrapping a Python float per op
         self.ones = torch.ones(num_envs, device=self.device)  # reward: never written, so shared across steps
 
     def _initial(self, uniforms: Tensor) -> Tensor:
         return uniforms * 0.1 - 0.05
 
     def _dynamics(self, state: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        x_dot, theta, theta_dot = state[:, 1], state[:, 2], state[:, 3]
-        force = actions * (2 * self.force_mag) - self.force_mag  # (N,) float32: +10 for action 1, -10 for 0
+        # Gymnasium's equations, arranged into few batched ops: on a CPU each op costs a few µs
+        # whatever its size, so the op count, not the arithmetic, sets the speed at small N
+        _, x_dot, theta, theta_dot = state.unbind(1)
         costheta, sintheta = theta.cos(), theta.sin()
-        temp = torch.addcmul(force, theta_dot.square(), sintheta, value=self.polemass_length) / self.total_mass
-        denominator = costheta.square().mul_(-self.length * self.masspole / self.total_mass).add_(self.length * 4.0 / 3.0)
-        thetaacc = torch.addcmul(sintheta * self.gravity, costheta, temp, value=-1.0).div_(denominator)
+        # temp = (force + m_p l theta_dot^2 sin) / M, the force picked by the action from [-10, +10] / M
+        temp = torch.addcmul(self.force_over_mass[actions], theta_dot * theta_dot, sintheta, value=self.polemass_length / self.total_mass)
+        denominator = torch.addcmul(self.four_thirds_length, costheta, costheta, value=-self.length * self.masspole / self.total_mass)
+        thetaacc = torch.addcmul(sintheta * self.gravity_t, costheta, temp, value=-1.0).div_(denominator)
         xacc = torch.addcmul(temp, thetaacc, costheta, value=-self.polemass_length / self.total_mass)
-        derivative = torch.stack((x_dot, xacc, theta_dot, thetaacc), dim=1)  # (N, 4), from the old velocities
-        next_state = torch.add(state, derivative, alpha=self.tau)
-        terminated = (next_state[:, ::2].abs() > self.limits).any(dim=1)
+        next_state = torch.add(state, torch.stack((x_dot, xacc, theta_dot, thetaacc), dim=1), alpha=self.tau)  # Euler, old velocities
+        terminated = (next_state.abs() > self.limits).any(dim=1)
         return next_state, self.ones, terminated
 
 
