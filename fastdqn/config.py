@@ -63,6 +63,9 @@ class Config:
     """`torch.compile` the update: `auto` compiles on CUDA only, where it pays."""
     compile_mode: CompileMode = "default"
     """Mode passed to `torch.compile`."""
+    fuse_step: CompileChoice = "auto"
+    """Native envs, one-step replay: run act + env step + replay write as one compiled step (a
+    replayed CUDA graph on CUDA); `auto` fuses on CUDA only, `on` compiles it on CPU too."""
     torch_threads: int = 1
     """Intra-op CPU threads (0 keeps torch's default); small nets run fastest on one."""
 
@@ -194,7 +197,12 @@ class Config:
                 raise ConfigError(f"{name}={getattr(self, name)} must lie in [0, 1]")
         if self.max_grad_norm < 0 or self.grad_clip_value < 0:
             raise ConfigError("max_grad_norm and grad_clip_value must be >= 0 (0 turns them off)")
-        for name, kind in (("compile", CompileChoice), ("compile_mode", CompileMode), ("network", NetworkKind)):
+        for name, kind in (
+            ("compile", CompileChoice),
+            ("compile_mode", CompileMode),
+            ("network", NetworkKind),
+            ("fuse_step", CompileChoice),
+        ):
             self._check_choice(name, kind)
         for name, kind in (("loss", LossKind), ("exploration", ScheduleKind)):
             self._check_choice(name, kind)

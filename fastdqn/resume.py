@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.checkpoint import latest_run_checkpoint, load_checkpoint, write_run_checkpoint
+from fastdqn.collect import Collector
 from fastdqn.config import Config, ConfigError
 from fastdqn.envs import DeviceVectorEnv
 from fastdqn.episodes import EpisodeTracker
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 class LoopState:
     """Everything the loop carries from one vector step to the next (saved in checkpoints)."""
 
-    obs: Tensor
-    """(N, *obs_shape) on the env's device: what the next action is chosen on."""
     env_steps: int = 0
     vector_steps: int = 0
     next_eval: int = 0
@@ -51,6 +49,7 @@ def save_run_checkpoint(
     buffer: ReplayBuffer,
     nstep: NStepWriter | None,
     envs: DeviceVectorEnv,
+    collector: Collector,
     state: LoopState,
     episodes: EpisodeTracker,
     metrics: Metrics,
@@ -65,7 +64,7 @@ def save_run_checkpoint(
         "nstep": nstep.state_dict() if nstep is not None else None,
         "env": envs.state_dict(),
         "loop": {
-            "obs": state.obs.cpu().clone(),
+            "collector": collector.state_dict(),
             "episodes": episodes.state_dict(),
             "counters": [state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint],
         },
@@ -111,7 +110,13 @@ def load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
 
 
 def restore_run(
-    saved: dict[str, Any], state: LoopState, result: RunResult, envs: DeviceVectorEnv, nstep: NStepWriter | None, episodes: EpisodeTracker
+    saved: dict[str, Any],
+    state: LoopState,
+    result: RunResult,
+    envs: DeviceVectorEnv,
+    collector: Collector,
+    nstep: NStepWriter | None,
+    episodes: EpisodeTracker,
 ) -> float:
     """Put a checkpoint back into the loop's objects; returns the start time that continues wall time."""
     result.agent.load_state_dict(saved["agent"])
@@ -123,10 +128,10 @@ def restore_run(
     state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
     if saved["env"] is not None:
         envs.load_state_dict(saved["env"])
-        state.obs = loop["obs"].to(envs.device)
+        collector.load_state_dict(loop["collector"])
         episodes.load_state_dict(loop["episodes"])
     else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
-        state.obs = envs.reset(seed=result.agent.cfg.seed + state.env_steps)
+        collector.reset(result.agent.cfg.seed + state.env_steps)
     episodes.log_start = state.env_steps
     run = saved["run"]
     result.best_eval_return, result.solved_at_step, result.solved_at_seconds = (

@@ -15,9 +15,10 @@ import torch
 
 from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
+from fastdqn.collect import Collector, make_collector
 from fastdqn.config import Config, ConfigError, FastDQNError
 from fastdqn.device import resolve_device
-from fastdqn.envs import DeviceVectorEnv, EnvSpaces, EnvStep, make_envs
+from fastdqn.envs import EnvSpaces, EnvStep, make_envs
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.evaluate import Evaluator
 from fastdqn.frames import frame_replay_buffer, wants_frame_storage
@@ -122,26 +123,22 @@ def train(
     agent = DQNAgent(cfg, envs.spaces, device)
     evaluator = Evaluator.for_run(cfg, device) if cfg.eval_every_steps else None
     run_dir = resume if resume is not None else make_run_dir(cfg, overwrite)
-    state = LoopState(
-        envs.reset(seed=cfg.seed), 0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or cfg.total_steps
-    )
+    collector = make_collector(agent, envs, buffer, nstep)
+    collector.reset(cfg.seed)
+    state = LoopState(0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or cfg.total_steps)
     episodes = EpisodeTracker(cfg.num_envs, envs.device, log_steps=-(-cfg.log_every_steps // cfg.num_envs) + 1)
     result = RunResult(agent, buffer, [], run_dir)
     if saved is not None:
-        start_time = restore_run(saved, state, result, envs, nstep, episodes)
+        start_time = restore_run(saved, state, result, envs, collector, nstep, episodes)
     resume_at, metrics_state = (state.env_steps, saved["metrics"]) if saved is not None else (None, None)
     metrics = Metrics(run_dir, cfg.total_steps, start_time, progress, resume_at=resume_at, state=metrics_state)
     result.metrics, episodes.sink = metrics.rows, metrics
-    env_ids = torch.arange(cfg.num_envs, device=envs.device)  # lets FrameStorage link each env's rows
     stats, last_good_step = None, state.env_steps
     try:
         with stop_on_signals() as stop:
             while state.env_steps < cfg.total_steps:
                 epsilon = epsilon_at(cfg, state.env_steps)
-                actions = agent.act(state.obs, epsilon)  # (N,) on the device
-                step = _env_step(envs, actions, state.env_steps)
-                buffer.extend(step.transitions(state.obs, actions, env_ids) if nstep is None else nstep.push_step(state.obs, actions, step))
-                state.obs = step.next_obs
+                step = _collect(collector, epsilon, state.env_steps)  # act -> env step -> replay write
                 state.env_steps += cfg.num_envs
                 state.vector_steps += 1
                 episodes.record(step, state.env_steps)
@@ -165,7 +162,9 @@ def train(
                     state.next_checkpoint += cfg.checkpoint_every_steps if state.env_steps >= state.next_checkpoint else 0
                     last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
                     episodes.flush(state.env_steps)
-                    path = save_run_checkpoint(run_dir, cfg, agent, buffer, nstep, envs, state, episodes, metrics, result, start_time)
+                    path = save_run_checkpoint(
+                        run_dir, cfg, agent, buffer, nstep, envs, collector, state, episodes, metrics, result, start_time
+                    )
                     if interrupted:
                         raise _interrupted(stop, path, run_dir, state.env_steps)
                 if done:
@@ -198,9 +197,9 @@ def _update(cfg: Config, agent: DQNAgent, buffer: ReplayBuffer, env_steps: int) 
     return stats
 
 
-def _env_step(envs: DeviceVectorEnv, actions: torch.Tensor, env_steps: int) -> EnvStep:
+def _collect(collector: Collector, epsilon: float, env_steps: int) -> EnvStep:
     try:
-        return envs.step(actions)
+        return collector.step(epsilon)
     except Exception as error:
         raise TrainingFailed(
             f"the env raised during step at env step {env_steps}: {type(error).__name__}: {error}; checkpoints written before it are kept"
