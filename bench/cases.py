@@ -52,6 +52,9 @@ class Profile:
     solve_seeds: tuple[int, ...]
     solve_args: tuple[str, ...] = ()
     """Extra `fastdqn train` options (the tiny profile shortens the run; real profiles add none)."""
+    native_envs: tuple[int, ...] = (16, 256, 4096)
+    """num_envs of the env-backend cases (bench_envs.py); cuda rows add `cuda_native_envs`."""
+    cuda_native_envs: tuple[int, ...] = (65_536,)
 
 
 PROFILES = {
@@ -109,6 +112,8 @@ PROFILES = {
         memory_rows=(1_000, 100),
         solve_seeds=(1,),
         solve_args=("--total-steps", "2000", "--eval-every-steps", "1000", "--eval-episodes", "2", "--learning-starts", "500"),
+        native_envs=(16,),
+        cuda_native_envs=(1_024,),
     ),
 }
 

@@ -155,7 +155,16 @@ def notes(row: Row) -> str:
 
 
 COLUMNS = ("case", "device", "median", "IQR", "best", "x baseline", "x eager", "cuda/cpu", "notes")
-MAIN_CASES = ("bench_replay_extend", "bench_replay_sample", "bench_act", "bench_collect", "bench_update", "bench_train_e2e")
+MAIN_CASES = (
+    "bench_replay_extend",
+    "bench_replay_sample",
+    "bench_act",
+    "bench_collect",
+    "bench_env_step",
+    "bench_collect_backend",
+    "bench_update",
+    "bench_train_e2e",
+)
 
 
 def ordered(rows: list[Row]) -> list[Row]:
@@ -211,23 +220,25 @@ def memory_cells(rows: list[Row]) -> list[list[str]]:
     return cells
 
 
+SOLVE_CASES = {"bench_solve": "gymnasium", "bench_solve_native": "torch"}
+"""Time-to-solve cases and the env backend each runs."""
+
+
 def solve_cells(rows: list[Row]) -> list[list[str]]:
     cells = []
-    for row in rows:
-        if row.name != "bench_solve":
-            continue
-        e = row.extra
-        if row.status != "ok":
-            cells.append([str(row.params.get("seed")), "-", f"{row.status}: {row.reason}"])
-        else:
-            steps = "not solved" if e.get("solved_env_steps") is None else f"{e['solved_env_steps']:,}"
-            cells.append([str(e["seed"]), f"{e['process_wall_s']:.1f}", steps])
-    walls = [row.extra["process_wall_s"] for row in rows if row.name == "bench_solve" and row.status == "ok"]
-    steps_ok = [
-        row.extra["solved_env_steps"] for row in rows if row.name == "bench_solve" and row.extra.get("solved_env_steps") is not None
-    ]
-    if walls:
-        cells.append(["median", f"{statistics.median(walls):.1f}", f"{statistics.median(steps_ok):,.0f}" if steps_ok else "-"])
+    for name, backend in SOLVE_CASES.items():
+        mine = [row for row in rows if row.name == name]
+        for row in mine:
+            e = row.extra
+            if row.status != "ok":
+                cells.append([backend, str(row.params.get("seed")), "-", f"{row.status}: {row.reason}"])
+            else:
+                steps = "not solved" if e.get("solved_env_steps") is None else f"{e['solved_env_steps']:,}"
+                cells.append([backend, str(e["seed"]), f"{e['process_wall_s']:.1f}", steps])
+        walls = [row.extra["process_wall_s"] for row in mine if row.status == "ok"]
+        steps_ok = [row.extra["solved_env_steps"] for row in mine if row.extra.get("solved_env_steps") is not None]
+        if walls:
+            cells.append([backend, "median", f"{statistics.median(walls):.1f}", f"{statistics.median(steps_ok):,.0f}" if steps_ok else "-"])
     return cells
 
 
@@ -319,6 +330,60 @@ def targets(rows: list[Row]) -> list[tuple[str, str, str]]:
             verdict(None if speedup is None else speedup >= 2),
         )
     )
+    return out + env_targets(rows)
+
+
+NATIVE_COLLECTION_GOALS = {16: 0.8, 256: 2.0, 4096: 5.0}
+"""Native collection over Gymnasium collection at these num_envs, cpu (issue: the step on the device)."""
+ENV_ALONE_GOALS = {16: 0.6, 256: 0.8}
+"""Collection over the same backend's env step alone: the loop should cost less than the env."""
+
+
+def env_targets(rows: list[Row]) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for the env-backend cases of bench_envs.py, all ratios of rows from this run."""
+    out: list[tuple[str, str, str]] = []
+
+    def verdict(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "NOT met")
+
+    def collection(backend: str, num_envs: int) -> float | None:
+        """Steady env steps/s of `fastdqn.train` without updates; `torch` is the faster of the eager and fused native paths."""
+        names = ("torch", "torch-fused") if backend == "torch" else (backend,)
+        found = [find(rows, "bench_collect_backend", device="cpu", backend=name, num_envs=num_envs) for name in names]
+        speeds = [row.speed() for row in found if row is not None and row.speed() is not None]
+        return max(s for s in speeds if s is not None) if speeds else None
+
+    for num_envs, goal in NATIVE_COLLECTION_GOALS.items():
+        native, host = collection("torch", num_envs), collection("gymnasium", num_envs)
+        ratio = native / host if native is not None and host else None
+        measured = "-" if ratio is None else f"{ratio:.2f}x (native {native:,.0f}, gymnasium {host:,.0f} steps/s)"
+        out.append(
+            (f"native collection >= {goal:g}x Gymnasium's at {num_envs} envs", measured, verdict(None if ratio is None else ratio >= goal))
+        )
+    for num_envs, goal in ENV_ALONE_GOALS.items():
+        for backend in ("gymnasium", "torch"):
+            collected = collection(backend, num_envs)
+            alone_row = find(rows, "bench_env_step", device="cpu", backend=backend, num_envs=num_envs)
+            alone = num_envs / alone_row.median if alone_row is not None and alone_row.status == "ok" and alone_row.median else None
+            share = collected / alone if collected is not None and alone else None
+            measured = "-" if share is None else f"{share:.0%} ({collected:,.0f} of {alone:,.0f} steps/s)"
+            out.append(
+                (
+                    f"{backend} collection >= {goal:.0%} of its env alone at {num_envs} envs",
+                    measured,
+                    verdict(None if share is None else share >= goal),
+                )
+            )
+    walls = {
+        name: [r.extra["process_wall_s"] for r in rows if r.name == name and r.status == "ok" and "process_wall_s" in r.extra]
+        for name in ("bench_solve", "bench_solve_native")
+    }
+    if walls["bench_solve"] and walls["bench_solve_native"]:
+        native, host = statistics.median(walls["bench_solve_native"]), statistics.median(walls["bench_solve"])
+        measured, ok = f"{native / host:.2f}x ({native:.1f} s vs {host:.1f} s)", native / host <= 0.6
+    else:
+        measured, ok = "-", None
+    out.append(("native time to solve <= 0.6x Gymnasium's (median process wall)", measured, verdict(ok)))
     return out
 
 
@@ -338,5 +403,5 @@ def markdown_table(headers: tuple[str, ...], cells: list[list[str]]) -> str:
 
 
 MEMORY_COLUMNS = ("case", "device", "rows", "bytes/transition", "buffer", "process")
-SOLVE_COLUMNS = ("seed", "process wall s", "env steps to solve")
+SOLVE_COLUMNS = ("env backend", "seed", "process wall s", "env steps to solve")
 TARGET_COLUMNS = ("target (cpu)", "measured", "verdict")

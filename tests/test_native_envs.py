@@ -202,3 +202,18 @@ def test_native_env_reset_table_gives_the_draws_a_device_computes_each_step(env_
         a, b = table.step(actions), direct.step(actions)
         assert torch.equal(a.next_obs, b.next_obs) and torch.equal(a.final_obs, b.final_obs)
     assert int(table.resets.max()) > (32 if env_id == "CartPole-v1" else 1)
+
+
+@pytest.mark.slow
+def test_cartpole_preset_solves_with_the_native_env_on_four_of_five_seeds(tmp_path: Path) -> None:
+    solved = []
+    for seed in range(1, 6):
+        cfg = fastdqn.preset("cartpole").replace(seed=seed, env_backend="torch", out_dir=str(tmp_path), save_plot=False, total_steps=60_000)
+        run = fastdqn.train(cfg.replace(device="cpu", checkpoint_every_steps=0))
+        if run.solved_at_step is not None:
+            best = fastdqn.DQNAgent.load(run.run_dir / "best.pt")
+            returns = fastdqn.evaluate(best, "CartPole-v1", episodes=20, seed=cfg.seed + 100_000, backend="torch")
+            solved.append(sum(returns) / len(returns) >= 475)  # the solving evaluation, replayed from best.pt
+        else:
+            solved.append(False)
+    assert sum(solved) >= 4, solved

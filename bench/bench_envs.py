@@ -1,0 +1,103 @@
+"""The env interface: each backend's env step alone, collection through `fastdqn.train` per backend, time to solve natively.
+
+Side by side in one run, so the issue's targets are ratios: native against Gymnasium collection at
+the same num_envs, collection against the env's own step rate, native time to solve against the
+Gymnasium `bench_solve` rows.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import fastdqn
+from bench import runs
+from bench.cases import synchronize
+from bench.conftest import DEVICES, PROFILE, time_micro, time_runs
+from bench.solve import solve_run
+from fastdqn.envs import gymnasium_vector_env, make_envs
+
+BACKENDS = ["gymnasium", "torch", "torch-fused"]
+"""`torch-fused`: the native env with `--fuse-step on` (compiled on cpu, a CUDA graph on cuda)."""
+
+
+def env_step(backend: str, num_envs: int, device: str) -> Any:
+    """One vector step of CartPole-v1 with random actions, the env alone (Gymnasium's numpy step, or the native one)."""
+    if backend == "gymnasium":
+        envs = gymnasium_vector_env("CartPole-v1", num_envs)
+        envs.reset(seed=0)
+        host_actions = [np.random.default_rng(i).integers(0, 2, num_envs) for i in range(16)]
+        count = iter(range(10**12))
+        return lambda: envs.step(host_actions[next(count) % 16])
+    native = make_envs("CartPole-v1", num_envs, backend="torch", device=device)
+    native.reset(seed=0)
+    actions = [torch.randint(0, 2, (num_envs,), device=device) for _ in range(16)]
+    count = iter(range(10**12))
+
+    def step() -> None:
+        native.step(actions[next(count) % 16])
+        synchronize(device)
+
+    return step
+
+
+SIZES = (*PROFILE.native_envs, *PROFILE.cuda_native_envs)
+
+
+def skip_unless_sized_for(device: str, backend: str, num_envs: int) -> None:
+    if device == "cpu" and num_envs in PROFILE.cuda_native_envs:
+        pytest.skip(f"{num_envs:,} envs is a GPU case")
+    if backend == "gymnasium" and device != "cpu":
+        pytest.skip("Gymnasium's numpy env runs on the host; its cpu row is the reference")
+
+
+@pytest.mark.parametrize("num_envs", SIZES)
+@pytest.mark.parametrize("backend", ["gymnasium", "torch"])
+@pytest.mark.parametrize("device", DEVICES)
+def bench_env_step(benchmark: Any, device: str, backend: str, num_envs: int) -> None:
+    skip_unless_sized_for(device, backend, num_envs)
+    fn = env_step(backend, num_envs, device)
+    time_micro(benchmark, fn, iterations=1 if num_envs >= 4096 else 5, num_envs=num_envs, what=f"CartPole-v1 vector step alone, {backend}")
+
+
+def collect(backend: str, num_envs: int, device: str, out_dir: Path) -> Any:
+    """`fastdqn.train` with updates off (act + env step + replay write + bookkeeping), default preset settings."""
+    total = max(min(num_envs * PROFILE.collect_steps_per_env, 2_000_000), 16 * num_envs)
+    count = iter(range(10**6))
+
+    def run() -> dict[str, float]:
+        cfg = runs.base_config(num_envs, device, total, out_dir, learning_starts=0, preset=None)
+        cfg = cfg.replace(train_every=10**9, run_name=f"collect-{backend}-{num_envs}-{next(count)}")  # no update
+        cfg = cfg.replace(env_backend=backend.removesuffix("-fused"), fuse_step="on" if backend.endswith("fused") else "off")
+        cfg = cfg.replace(buffer_capacity=max(cfg.buffer_capacity, 2 * num_envs))
+        start = time.perf_counter()
+        result = fastdqn.train(cfg)
+        return {"sps": runs.steady_sps(result.metrics), "env_steps": result.env_steps, "wall_s": time.perf_counter() - start}
+
+    return run
+
+
+@pytest.mark.parametrize("num_envs", SIZES)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("device", DEVICES)
+def bench_collect_backend(benchmark: Any, device: str, backend: str, num_envs: int, tmp_path: Path) -> None:
+    if not (backend == "gymnasium" and device == "cuda" and num_envs in PROFILE.native_envs):  # gymnasium feeding a GPU is a fair row
+        skip_unless_sized_for(device, backend, num_envs)
+    what = f"fastdqn.train, no updates, CartPole-v1 {backend}: act + env step + replay write"
+    time_runs(benchmark, collect(backend, num_envs, device, tmp_path), rounds=PROFILE.e2e_rounds, what=what)
+
+
+@pytest.mark.parametrize("seed", PROFILE.solve_seeds)
+def bench_solve_native(benchmark: Any, seed: int, tmp_path: Path) -> None:
+    figures: list[dict[str, Any]] = []
+    what = "`fastdqn train --quiet --seed S --env-backend torch`, whole process, default preset"
+    benchmark.extra_info.update(unit="s", what=what)
+    args = (*PROFILE.solve_args, "--env-backend", "torch")
+    benchmark.pedantic(lambda: figures.append(solve_run(seed, tmp_path / "runs", args)), rounds=1, iterations=1)
+    if figures:
+        benchmark.extra_info.update(figures[0])
