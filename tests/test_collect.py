@@ -111,3 +111,29 @@ def test_fused_run_resumes_exactly_and_same_seed_same_curve(tmp_path: Path) -> N
         for name, stored in straight.buffer.storage.fields.items():
             assert torch.equal(run.buffer.storage.fields[name], stored), name
     assert (tmp_path / "c" / "run" / "episodes.csv").read_text() == (tmp_path / "a" / "run" / "episodes.csv").read_text()
+
+
+@CUDA_ONLY
+@pytest.mark.cuda
+@pytest.mark.parametrize("fuse", [False, True])
+def test_native_collection_on_cuda_never_syncs_with_the_host(fuse: bool) -> None:
+    """act + env step + replay write + episode bookkeeping between log intervals: zero host syncs."""
+    from fastdqn.episodes import EpisodeTracker
+
+    collector: Collector = fused("cuda_graph", "cuda") if fuse else fused("eager", "cuda")
+    if not fuse:  # the general path over the same native env
+        collector = Collector(collector.agent, collector.envs, collector.buffer)
+        collector.reset(0)
+    tracker = EpisodeTracker(16, torch.device("cuda"), log_steps=1_000)
+    for _ in range(8):  # the first fused step captures the graph, the first update compiles: both may synchronise
+        collector.step(1.0)
+    collector.agent.update(collector.buffer.sample_tensors(64))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for i in range(200):
+            tracker.record(collector.step(0.5), (i + 1) * 16)
+            collector.agent.update(collector.buffer.sample_tensors(64))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert tracker.logged == 200
