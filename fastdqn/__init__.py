@@ -5,7 +5,8 @@ from fastdqn.buffer import Batch, ReplayBuffer
 from fastdqn.config import Config, ConfigError, preset
 from fastdqn.envs import EnvSpaces, make_envs
 from fastdqn.evaluate import evaluate
-from fastdqn.train import RunResult, train
+from fastdqn.run_state import RunResult
+from fastdqn.train import train
 
 __version__ = "0.1.0"
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,20 +25,7 @@ from fastdqn.envs import DeviceVectorEnv
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import NStepWriter
-
-if TYPE_CHECKING:
-    from fastdqn.train import RunResult
-
-
-@dataclass
-class LoopState:
-    """Everything the loop carries from one vector step to the next (saved in checkpoints)."""
-
-    env_steps: int = 0
-    vector_steps: int = 0
-    next_eval: int = 0
-    next_log: int = 0
-    next_checkpoint: int = 0
+from fastdqn.run_state import LoopState, RunResult
 
 
 def save_run_checkpoint(

@@ -5,10 +5,8 @@ from __future__ import annotations
 import random
 import shutil
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +23,8 @@ from fastdqn.frames import frame_replay_buffer, wants_frame_storage
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import NStepWriter
 from fastdqn.per import PrioritizedSampler
-from fastdqn.resume import LoopState, load_for_resume, restore_run, save_run_checkpoint
+from fastdqn.resume import load_for_resume, restore_run, save_run_checkpoint
+from fastdqn.run_state import LoopState, RunResult
 from fastdqn.schedules import epsilon_at, linear_schedule
 from fastdqn.signals import StopRequest, stop_on_signals
 
@@ -43,22 +42,6 @@ class TrainingInterrupted(FastDQNError):
         super().__init__(message)
         self.checkpoint = checkpoint
         self.exit_code = exit_code
-
-
-@dataclass
-class RunResult:
-    agent: DQNAgent
-    buffer: ReplayBuffer
-    metrics: list[dict[str, Any]]
-    run_dir: Path
-    env_steps: int = 0
-    wall_seconds: float = 0.0
-    best_eval_return: float | None = None
-    solved_at_step: int | None = None
-    """First env step at which a greedy evaluation reached `stop_at_return`."""
-    solved_at_seconds: float | None = None
-    """Wall seconds from the start of the run to that evaluation."""
-    eval_history: list[tuple[int, float]] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:

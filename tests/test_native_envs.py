@@ -110,6 +110,22 @@ def test_each_native_env_draws_its_own_stream_whatever_the_others_do() -> None:
     assert not torch.equal(other.reset(seed=6), small.reset(seed=5))
 
 
+def test_stacked_groups_of_native_envs_draw_what_single_runs_with_their_seeds_draw() -> None:
+    """8 envs reset with seeds (5, 6) are two groups of 4: each follows a 4-env run with its own seed."""
+    stacked = make_envs("CartPole-v1", 8, backend="torch")
+    singles = [make_envs("CartPole-v1", 4, backend="torch") for _ in range(2)]
+    obs = stacked.reset(seed=[5, 6])
+    assert torch.equal(obs[:4], singles[0].reset(seed=5)) and torch.equal(obs[4:], singles[1].reset(seed=6))
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(300):
+        actions = torch.randint(0, 2, (8,), generator=generator)
+        both = stacked.step(actions)
+        for k, single in enumerate(singles):
+            assert torch.equal(both.next_obs[4 * k : 4 * k + 4], single.step(actions[4 * k : 4 * k + 4]).next_obs)
+    with pytest.raises(EnvError, match="equal groups"):
+        stacked.reset(seed=[1, 2, 3])
+
+
 def test_native_env_state_dict_round_trips() -> None:
     envs, twin = make_envs("Acrobot-v1", 8, backend="torch"), make_envs("Acrobot-v1", 8, backend="torch")
     envs.reset(seed=2)

@@ -12,6 +12,14 @@ Two kinds implement it:
   Gymnasium's NEXT_STEP autoreset, whose reset step (the step after an episode ends returns the
   reset observation and ignores the action) is no transition: its rows come back with `valid`
   False and `EnvStep.transitions` drops them.
+
+One interface for every producer of rows:
+- one run (train.py, `Collector`): act on `obs`, `step`, store `transitions(obs, actions)`;
+- many runs stacked along a leading axis: K members' envs are one `DeviceVectorEnv` of K x N envs
+  (rows k*N..(k+1)*N-1 are member k's). A native env's resets already draw per env from
+  (seed, env), so member k keeps the streams a single run with its seed would have;
+- remote producers (actors in other processes): a `GymnasiumEnv` on the actor's CPU, whose
+  `transitions` are the rows it ships to the learner.
 """
 
 from __future__ import annotations

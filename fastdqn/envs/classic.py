@@ -104,12 +104,21 @@ class TorchVectorEnv:
             offset = torch.zeros_like(offset)
         return self.table[self.env_index, offset]
 
-    def reset(self, seed: int) -> Tensor:
-        """Every env starts a new episode; env i's stream is seeded by (seed, i). Returns obs (N, obs_dim)."""
-        env = torch.arange(self.num_envs, device=self.device, dtype=torch.int64).unsqueeze(1)
+    def reset(self, seed: int | list[int]) -> Tensor:
+        """Every env starts a new episode; returns obs (N, obs_dim).
+
+        Env i's stream is keyed by (seed, i). A list of K seeds splits the envs into K equal groups
+        (members stacked along the leading axis): env j of group k is keyed by (seeds[k], j), so a
+        group draws exactly what a run of N/K envs with that seed draws.
+        """
+        seeds = [seed] if isinstance(seed, int) else list(seed)
+        if self.num_envs % len(seeds):
+            raise EnvError(f"{len(seeds)} seeds cannot split {self.num_envs} envs into equal groups")
+        group = self.num_envs // len(seeds)
+        local = torch.arange(group, device=self.device, dtype=torch.int64).repeat(len(seeds)).unsqueeze(1)  # (N, 1)
         component = torch.arange(self.state_dim, device=self.device, dtype=torch.int64).unsqueeze(0)
-        seed_key = hash32(torch.tensor(seed & _M32, device=self.device))
-        self.streams.copy_(hash32((seed_key + hash32(env * self.state_dim + component + 1)) & _M32))
+        seed_keys = hash32(torch.tensor([s & _M32 for s in seeds], device=self.device)).repeat_interleave(group).unsqueeze(1)
+        self.streams.copy_(hash32((seed_keys + hash32(local * self.state_dim + component + 1)) & _M32))
         self.resets.zero_()
         self.steps.zero_()
         self.table = None
