@@ -51,7 +51,10 @@ def field_docs() -> dict[str, str]:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: a message such as pip install -e ".[wandb]" must not lose its brackets to rich markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -72,7 +75,9 @@ def _train_options() -> list[inspect.Parameter]:
         if f.name in NOT_OPTIONS:
             continue
         hint = hints[f.name]
-        base: type = hint if hint in (int, float, bool) else str
+        base: Any = hint if hint in (int, float, bool) else str
+        if hint == tuple[str, ...]:
+            base = list[str]  # a repeatable option: --log tensorboard --log wandb (or --log tensorboard,wandb)
         flags = FLAG_NAMES.get(f.name, ["--" + f.name.replace("_", "-")])
         if base is bool:
             flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
@@ -96,6 +101,8 @@ def build_config(preset_name: str, config_file: Path | None, values: dict[str, A
             value = _parse_optional_float(name, value)
         elif hints[name] == (str | None) and str(value).lower() == "none":
             value = None
+        elif hints[name] == tuple[str, ...]:
+            value = tuple(part.strip() for item in value for part in item.split(",") if part.strip())
         changes[name] = value
     return cfg.replace(**changes)
 
@@ -111,9 +118,11 @@ def _train(preset_name: str, config_file: Path | None, quiet: bool, resume: Path
             cfg = build_config(preset_name, resume / "config.json", values)
         else:
             cfg = build_config(preset_name, config_file, values)
+        from fastdqn.loggers import require_loggers
         from fastdqn.sysinfo import process_age_seconds
         from fastdqn.train import train
 
+        require_loggers(cfg.log)  # a missing extra fails here, before a run folder is made
         age = process_age_seconds()
         start = time.perf_counter() - age if age is not None else START
         result = train(cfg, progress=not quiet, start_time=start, resume=resume, overwrite=overwrite)

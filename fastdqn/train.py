@@ -133,6 +133,7 @@ def train(
         progress,
         resume_at=state.env_steps if saved else None,
         state=saved["metrics"] if saved else None,
+        config=cfg,
     )
     result.metrics = metrics.rows
     to_device = HostToDevice(device)
