@@ -89,11 +89,23 @@ def _train_options() -> list[inspect.Parameter]:
     return parameters
 
 
-def build_config(preset_name: str, config_file: Path | None, values: dict[str, Any]) -> Config:
-    """The preset (or a saved config.json), then every option the user gave on top of it."""
-    cfg = Config.load(config_file) if config_file is not None else preset(preset_name)
+def build_config(preset_name: str | None, config_file: Path | None, values: dict[str, Any]) -> Config:
+    """The preset (or a saved config.json, or a TOML file over its preset), then every option the user gave on top of it."""
+    file_values: dict[str, Any] = {}
+    if config_file is None:
+        cfg = preset(preset_name or "cartpole")
+    elif config_file.suffix == ".toml":
+        from fastdqn.tomlconfig import read_toml
+
+        file_values = read_toml(config_file)
+        file_values["preset"] = preset_name or file_values.get("preset", "cartpole")  # --preset overrides the file's
+        cfg = preset(file_values["preset"])
+    elif config_file.is_file():
+        cfg = Config.load(config_file)
+    else:
+        raise ConfigError(f"--config {config_file}: no such file; pass a run.toml (see `fastdqn config`) or a run's config.json")
     hints = typing.get_type_hints(Config)
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = dict(file_values)  # the options below override the file
     for name, value in values.items():
         if value is None:
             continue
@@ -107,7 +119,7 @@ def build_config(preset_name: str, config_file: Path | None, values: dict[str, A
     return cfg.replace(**changes)
 
 
-def _train(preset_name: str, config_file: Path | None, quiet: bool, resume: Path | None, overwrite: bool, **values: Any) -> None:
+def _train(preset_name: str | None, config_file: Path | None, quiet: bool, resume: Path | None, overwrite: bool, **values: Any) -> None:
     try:
         if resume is not None:
             given = sorted(name for name, value in values.items() if value is not None and name != "total_steps")
@@ -153,16 +165,7 @@ def _make_train_command() -> Callable[..., None]:
         _train(**kwargs)  # the fixed options below and the Config fields, by name
 
     fixed = [
-        _keyword(
-            "preset_name",
-            "cartpole",
-            Annotated[str, typer.Option("--preset", help=f"Starting values: {', '.join(config_module.PRESETS)}.")],
-        ),
-        _keyword(
-            "config_file",
-            None,
-            Annotated[Path | None, typer.Option("--config", help="Start from a saved config.json instead of a preset.")],
-        ),
+        *_config_source_options(),
         _keyword("quiet", False, Annotated[bool, typer.Option("--quiet", help="No progress bar.")]),
         _keyword(
             "resume", None, Annotated[Path | None, typer.Option("--resume", help="Continue this run folder from its newest checkpoint.")]
@@ -174,7 +177,48 @@ def _make_train_command() -> Callable[..., None]:
     return train_command
 
 
+def _config_source_options() -> list[inspect.Parameter]:
+    presets = ", ".join(config_module.PRESETS)
+    return [
+        _keyword(
+            "preset_name",
+            None,
+            Annotated[str | None, typer.Option("--preset", help=f"Starting values: {presets} [default: cartpole, or the file's preset].")],
+        ),
+        _keyword(
+            "config_file",
+            None,
+            Annotated[
+                Path | None,
+                typer.Option(
+                    "--config", help="A TOML file (`fastdqn config`) over its preset, or a run's config.json; options override it."
+                ),
+            ],
+        ),
+    ]
+
+
 app.command("train")(_make_train_command())
+
+
+def _make_config_command() -> Callable[..., None]:
+    def config_command(preset_name: str | None, config_file: Path | None, **values: Any) -> None:
+        from fastdqn.tomlconfig import to_toml
+
+        try:
+            cfg = build_config(preset_name, config_file, values)
+            header = f"fastdqn config (preset {cfg.preset}); train with: fastdqn train --config FILE [options that override it]"
+            text = to_toml(cfg, field_docs(), header)
+        except FastDQNError as error:
+            raise fail(str(error), error.exit_code) from None
+        sys.stdout.write(text)
+
+    config_command.__dict__["__signature__"] = inspect.Signature(_config_source_options() + _train_options())
+    config_command.__doc__ = "Print a complete TOML config (a preset, a file, options on top): fastdqn config --preset cartpole > run.toml"
+    return config_command
+
+
+app.command("config")(_make_config_command())
 
 
 @app.command("eval")
