@@ -224,30 +224,53 @@ app.command("config")(_make_config_command())
 @app.command("eval")
 def eval_command(
     run: Annotated[Path, typer.Argument(help="A run folder (uses its best evaluated policy) or a checkpoint file.")],
-    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Greedy episodes.")] = 20,
+    episodes: Annotated[int | None, typer.Option("--episodes", "-n", help="Greedy episodes [default: 20; 1 with --video].")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the evaluation envs.")] = 12345,
     env: Annotated[str | None, typer.Option("--env", help="Env id (default: the one it was trained on).")] = None,
     device: Annotated[str | None, typer.Option(help="Device (default: the training device, cpu without CUDA).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"mean", "std", "returns"} as JSON.')] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"mean", "std", "returns"} as JSON (and "videos" with --video).')] = False,
+    video: Annotated[
+        Path | None, typer.Option("--video", help="Record each episode to DIR/<run>-episode-<i>.mp4 (raw frames; the `video` extra).")
+    ] = None,
+    video_max_steps: Annotated[
+        int | None, typer.Option("--video-max-steps", help="With --video: cut each episode after N agent steps.")
+    ] = None,
 ) -> None:
-    """Greedy evaluation of a trained agent: prints mean ± std of the episode returns."""
+    """Greedy evaluation of a trained agent: prints mean ± std of the episode returns (with --video, one mp4 per episode)."""
     from fastdqn.agent import DQNAgent
     from fastdqn.checkpoint import find_checkpoint
     from fastdqn.evaluate import evaluate
 
+    episodes = episodes if episodes is not None else (1 if video is not None else 20)
     if episodes < 1:
         raise fail(f"--episodes {episodes} must be at least 1")
+    videos: list[Any] = []
     try:
         path = find_checkpoint(run)
-        agent = DQNAgent.load(path, device=device)
-        returns = evaluate(agent, env or agent.cfg.env_id, episodes=episodes, seed=seed)
+        if video is not None:
+            from fastdqn.video import record_episodes, require_video
+
+            require_video()  # before loading anything
+            agent = DQNAgent.load(path, device=device)
+            prefix = (run if run.is_dir() else run.parent).resolve().name or "fastdqn"
+            videos = record_episodes(agent, env or agent.cfg.env_id, video, episodes, seed, prefix, video_max_steps)
+            returns = [v.episode_return for v in videos]
+        else:
+            agent = DQNAgent.load(path, device=device)
+            returns = evaluate(agent, env or agent.cfg.env_id, episodes=episodes, seed=seed)
     except FastDQNError as error:
         raise fail(str(error), error.exit_code) from None
     mean = sum(returns) / len(returns)
     std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
     if as_json:
-        sys.stdout.write(json.dumps({"mean": mean, "std": std, "returns": returns}) + "\n")
+        report: dict[str, Any] = {"mean": mean, "std": std, "returns": returns}
+        if video is not None:
+            report["videos"] = [{"path": str(v.path), "return": v.episode_return, "steps": v.steps, "cut": v.cut} for v in videos]
+        sys.stdout.write(json.dumps(report) + "\n")
     else:
+        for v in videos:
+            cut = f" (cut at {v.steps:,} steps)" if v.cut else ""
+            console.print(f"{v.path}: return {v.episode_return:.2f}, {v.steps:,} steps{cut}", highlight=False, soft_wrap=True)
         console.print(f"{path}: {episodes} greedy episodes on {env or agent.cfg.env_id}: {mean:.2f} ± {std:.2f}")
 
 
