@@ -291,6 +291,34 @@ def plot_command(
     console.print(f"wrote {path}")
 
 
+@app.command("compare")
+def compare_command(
+    paths: Annotated[list[Path], typer.Argument(help="Run folders, and group folders holding run folders (e.g. one per seed).")],
+    out: Annotated[Path, typer.Option(help="PNG path.")] = Path("compare.png"),
+    solved_at: Annotated[
+        float | None, typer.Option("--solved-at", help="Return that counts as solved [default: each run's --stop-at-return].")
+    ] = None,
+) -> None:
+    """One PNG of evaluation and training returns against env steps (groups: mean and min-max band), and a table."""
+    from fastdqn.compare import load_entry, plot_compare, summary_row
+
+    try:
+        entries = [load_entry(path) for path in paths]
+        rows = [summary_row(entry, solved_at) for entry in entries]
+        plot_compare(entries, out)
+    except FastDQNError as error:
+        raise fail(str(error), error.exit_code) from None
+    table = Table(title="fastdqn compare" + ("" if solved_at is None else f" (solved: eval return >= {solved_at:g})"))
+    table.add_column("run")
+    table.add_column("runs", justify="right")
+    for name in rows[0]:
+        table.add_column(name, justify="right")
+    for entry, row in zip(entries, rows, strict=True):
+        table.add_row(entry.label + ("/" if entry.is_group else ""), str(len(entry.runs)), *row.values())
+    console.print(table)
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
+
+
 @app.command("info")
 def info_command() -> None:
     """Versions, devices and threads: what to paste into a bug report or next to a benchmark."""
