@@ -64,20 +64,23 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def _refused(path: Path, torch_message: str) -> str:
-    """fastdqn's own line for a file that `weights_only` loading refused.
+    """fastdqn's own line for a file that unpickling refused.
 
     torch's message advises retrying with `weights_only=False`, which would run whatever code the
     file carries: the one thing to avoid with a file from someone else, so none of it is repeated.
     """
-    if "Weights only load failed" not in torch_message:
-        first_line = torch_message.strip().splitlines()[0] if torch_message.strip() else "unpickling failed"
-        return f"{path} is not a readable fastdqn checkpoint (truncated, corrupted or foreign): {first_line}"
     found = re.search(r"Unsupported global: GLOBAL (\S+)", torch_message)
-    what = f" (it asks for {found.group(1)})" if found else ""
-    return (
-        f"{path} holds Python objects or code, not only tensors and plain data{what}, so it is not a fastdqn checkpoint "
-        f"and was not loaded; load only checkpoints written by fastdqn (best.pt, final.pt, checkpoints/step-*.pt)"
-    )
+    if found:
+        return (
+            f"{path} holds Python objects or code, not only tensors and plain data (it asks for {found.group(1)}), so it is not a "
+            f"fastdqn checkpoint and was not loaded; load only checkpoints written by fastdqn (best.pt, final.pt, checkpoints/step-*.pt)"
+        )
+    operand = re.search(r"Unsupported operand \S+", torch_message)
+    if operand or "Weights only load failed" in torch_message:
+        reason = operand.group(0) if operand else "refused by the weights-only unpickler"
+    else:
+        reason = torch_message.strip().splitlines()[0] if torch_message.strip() else "unpickling failed"
+    return f"{path} is not a readable fastdqn checkpoint (truncated, corrupted or foreign): {reason}"
 
 
 def find_checkpoint(run_or_file: Path) -> Path:

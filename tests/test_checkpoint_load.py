@@ -47,3 +47,12 @@ def test_cli_eval_of_a_file_with_code_exits_2_without_torchs_advice(tmp_path: Pa
     assert "is not a fastdqn checkpoint and was not loaded" in output
     assert "weights_only" not in output and "Traceback" not in output
     assert not marker.exists()
+
+
+def test_load_checkpoint_of_bytes_that_are_no_pickle_names_the_file_without_torchs_advice(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert message == f"{path} is not a readable fastdqn checkpoint (truncated, corrupted or foreign): Unsupported operand 110"
