@@ -82,6 +82,8 @@ def _train_options() -> list[inspect.Parameter]:
         if base is bool:
             flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
         default_value = getattr(preset("cartpole"), f.name)
+        if isinstance(default_value, tuple):
+            default_value = ", ".join(default_value) or "none"
         help_text = f"{docs.get(f.name, '')} [cartpole preset: {default_value}]"
         # built at runtime from the field's type, so it goes through Any rather than a static annotation
         annotation = cast(Any, Annotated)[base | None, typer.Option(*flags, help=help_text, show_default=False)]

@@ -96,8 +96,9 @@ class TensorBoardLogger:
         from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams
 
-        # purge_step hides events a crashed run wrote past its checkpoint, as metrics.csv drops its rows
-        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=resume_at)
+        # purge_step hides events a crashed run wrote past its checkpoint, as metrics.csv drops its rows; the
+        # row at the checkpoint's own step is kept there, and it purges steps >= purge_step, hence the + 1
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=None if resume_at is None else resume_at + 1)
         if resume_at is None:
             params = hyperparameters(cfg)
             experiment, start, end = hparams(params, {"eval/return_mean": 0.0, "rollout/return_mean": 0.0})
@@ -134,15 +135,21 @@ class WandbLogger:
         id_file = folder / "fastdqn-run-id"
         run_id = id_file.read_text().strip() if resume_at is not None and id_file.exists() else _new_run_id()
         id_file.write_text(run_id + "\n")
-        self.run = wandb.init(
-            project=cfg.wandb_project,
-            entity=cfg.wandb_entity,
-            name=run_dir.name,
-            id=run_id,
-            resume="allow",
-            dir=str(run_dir),
-            config=dataclasses.asdict(cfg),
-        )
+        try:
+            self.run = wandb.init(
+                project=cfg.wandb_project,
+                entity=cfg.wandb_entity,
+                name=run_dir.name,
+                id=run_id,
+                resume="allow",
+                dir=str(run_dir),
+                config=dataclasses.asdict(cfg),
+            )
+        except wandb.errors.Error as error:  # no API key without a terminal to ask for one, no network, a bad entity
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(
+                f"--log wandb: W&B could not start a run ({reason}); run `wandb login`, or set WANDB_MODE=offline to keep it in {folder}"
+            ) from None
 
     def log_row(self, row: dict[str, Any]) -> None:
         step = int(row["env_steps"])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from configs import quiet_config
 from typer.testing import CliRunner
 
 from fastdqn.cli import app
@@ -36,12 +37,12 @@ def logged_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield out / "r"
 
 
-def csv_series(run: Path) -> dict[str, list[tuple[int, float]]]:
+def csv_series(run: Path, rows: int = 3) -> dict[str, list[tuple[int, float]]]:
     """metrics.csv as {tag: [(env_steps, value)]}, the filled cells only."""
     with (run / "metrics.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 3  # 500, 1000, 1500
-    return {tag: [(int(row["env_steps"]), float(row[column])) for row in rows if row[column] != ""] for column, tag in TAGS.items()}
+        written = list(csv.DictReader(f))
+    assert len(written) == rows  # 500, 1000, 1500 in the CLI run
+    return {tag: [(int(row["env_steps"]), float(row[column])) for row in written if row[column] != ""] for column, tag in TAGS.items()}
 
 
 def test_tensorboard_events_hold_every_metrics_csv_value_at_its_env_step(logged_run: Path) -> None:
@@ -136,3 +137,38 @@ def test_config_log_names_the_trackers_it_knows() -> None:
     assert Config.from_dict({"log": ["wandb", "tensorboard", "wandb"]}).log == ("wandb", "tensorboard")  # as config.json hands it over
     with pytest.raises(ConfigError, match="log='mlflow' is not one of tensorboard, wandb"):
         Config(log=("mlflow",))
+
+
+def test_tensorboard_after_a_resume_holds_each_metrics_csv_row_once(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from fastdqn.train import train
+
+    cfg = quiet_config(tmp_path, run_name="r", log=("tensorboard",), total_steps=1500, log_every_steps=250, num_envs=4)
+    cfg = cfg.replace(learning_starts=300, checkpoint_every_steps=500, checkpoint_keep=5)
+    run = train(cfg).run_dir
+    for late in sorted((run / "checkpoints").glob("step-*.pt"))[1:]:
+        late.unlink()  # as if the run crashed after its 500-step checkpoint, with rows and events up to 1500 written
+    train(cfg, resume=run)
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    expected = csv_series(run, rows=6)  # 252, 500, 752, 1000, 1252, 1500 (4 envs)
+    assert [step for step, _ in expected["rollout/epsilon"]] == [252, 500, 752, 1000, 1252, 1500]
+    for tag in ("train/loss", "rollout/epsilon", "time/sps"):
+        logged = [(event.step, event.value) for event in events.Scalars(tag)]
+        assert [step for step, _ in logged] == [step for step, _ in expected[tag]], tag  # once each: the crashed run's are purged
+        assert [value for _, value in logged] == pytest.approx([value for _, value in expected[tag]], rel=1e-6), tag
+
+
+def test_wandb_that_cannot_start_a_run_is_one_line_naming_login_and_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import wandb
+
+    def refuse(**_: object) -> None:
+        raise wandb.errors.UsageError("api_key not configured (no-tty). call wandb.login(key=[your_api_key])")
+
+    monkeypatch.setattr(wandb, "init", refuse)
+    result = runner.invoke(app, ["train", "--out", str(tmp_path), "--run-name", "r", *SMALL, "--log", "wandb"])
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert "W&B could not start a run (api_key not configured (no-tty)" in output and "WANDB_MODE=offline" in output
+    assert "Traceback" not in result.output
