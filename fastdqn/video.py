@@ -74,9 +74,9 @@ def make_video_env(env_id: str, folder: Path, name_prefix: str, max_steps: int |
     require_video()
     from gymnasium.wrappers import TimeLimit
 
-    from fastdqn.atari import FRAME_SKIP, FRAME_STACK, MAX_EPISODE_STEPS, NOOP_MAX, is_atari
+    from fastdqn.atari import FRAME_SKIP, FRAME_STACK, MAX_EPISODE_STEPS, NOOP_MAX
 
-    atari = is_atari(env_id)
+    atari = env_id.rpartition(":")[2].startswith("ALE/")  # as atari.py decides, for any ALE/ id
     if atari:
         try:
             import ale_py
