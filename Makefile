@@ -23,7 +23,12 @@ $(VENV)/.installed: pyproject.toml
 train: install
 	$(BIN)/fastdqn train $(ARGS)
 
-test: install
+# the tests also drive --log tensorboard/wandb and eval --video: extras that `make train` never installs
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev,atari,tensorboard,wandb,video]"
+	touch $@
+
+test: install $(VENV)/.test-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # the bench also compares against Stable-Baselines3's buffer, an extra the tests never need

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -52,12 +53,34 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as error:
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(_refused(path, str(error))) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path} is not a readable fastdqn checkpoint (truncated, corrupted or foreign): {first_line}") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("agent"), dict) or payload["agent"].get("format") != "fastdqn-agent-1":
         raise CheckpointError(f"{path} is a torch file but not a fastdqn checkpoint (no fastdqn agent inside)")
     return payload
+
+
+def _refused(path: Path, torch_message: str) -> str:
+    """fastdqn's own line for a file that unpickling refused.
+
+    torch's message advises retrying with `weights_only=False`, which would run whatever code the
+    file carries: the one thing to avoid with a file from someone else, so none of it is repeated.
+    """
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", torch_message)
+    if found:
+        return (
+            f"{path} holds Python objects or code, not only tensors and plain data (it asks for {found.group(1)}), so it is not a "
+            f"fastdqn checkpoint and was not loaded; load only checkpoints written by fastdqn (best.pt, final.pt, checkpoints/step-*.pt)"
+        )
+    operand = re.search(r"Unsupported operand \S+", torch_message)
+    if operand or "Weights only load failed" in torch_message:
+        reason = operand.group(0) if operand else "refused by the weights-only unpickler"
+    else:
+        reason = torch_message.strip().splitlines()[0] if torch_message.strip() else "unpickling failed"
+    return f"{path} is not a readable fastdqn checkpoint (truncated, corrupted or foreign): {reason}"
 
 
 def find_checkpoint(run_or_file: Path) -> Path:

@@ -51,7 +51,10 @@ def field_docs() -> dict[str, str]:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: a message such as pip install -e ".[wandb]" must not lose its brackets to rich markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -72,11 +75,15 @@ def _train_options() -> list[inspect.Parameter]:
         if f.name in NOT_OPTIONS:
             continue
         hint = hints[f.name]
-        base: type = hint if hint in (int, float, bool) else str
+        base: Any = hint if hint in (int, float, bool) else str
+        if hint == tuple[str, ...]:
+            base = list[str]  # a repeatable option: --log tensorboard --log wandb (or --log tensorboard,wandb)
         flags = FLAG_NAMES.get(f.name, ["--" + f.name.replace("_", "-")])
         if base is bool:
             flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
         default_value = getattr(preset("cartpole"), f.name)
+        if isinstance(default_value, tuple):
+            default_value = ", ".join(default_value) or "none"
         help_text = f"{docs.get(f.name, '')} [cartpole preset: {default_value}]"
         # built at runtime from the field's type, so it goes through Any rather than a static annotation
         annotation = cast(Any, Annotated)[base | None, typer.Option(*flags, help=help_text, show_default=False)]
@@ -84,11 +91,23 @@ def _train_options() -> list[inspect.Parameter]:
     return parameters
 
 
-def build_config(preset_name: str, config_file: Path | None, values: dict[str, Any]) -> Config:
-    """The preset (or a saved config.json), then every option the user gave on top of it."""
-    cfg = Config.load(config_file) if config_file is not None else preset(preset_name)
+def build_config(preset_name: str | None, config_file: Path | None, values: dict[str, Any]) -> Config:
+    """The preset (or a saved config.json, or a TOML file over its preset), then every option the user gave on top of it."""
+    file_values: dict[str, Any] = {}
+    if config_file is None:
+        cfg = preset(preset_name or "cartpole")
+    elif config_file.suffix == ".toml":
+        from fastdqn.tomlconfig import read_toml
+
+        file_values = read_toml(config_file)
+        file_values["preset"] = preset_name or file_values.get("preset", "cartpole")  # --preset overrides the file's
+        cfg = preset(file_values["preset"])
+    elif config_file.is_file():
+        cfg = Config.load(config_file)
+    else:
+        raise ConfigError(f"--config {config_file}: no such file; pass a run.toml (see `fastdqn config`) or a run's config.json")
     hints = typing.get_type_hints(Config)
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = dict(file_values)  # the options below override the file
     for name, value in values.items():
         if value is None:
             continue
@@ -96,11 +115,13 @@ def build_config(preset_name: str, config_file: Path | None, values: dict[str, A
             value = _parse_optional_float(name, value)
         elif hints[name] == (str | None) and str(value).lower() == "none":
             value = None
+        elif hints[name] == tuple[str, ...]:
+            value = tuple(part.strip() for item in value for part in item.split(",") if part.strip())
         changes[name] = value
     return cfg.replace(**changes)
 
 
-def _train(preset_name: str, config_file: Path | None, quiet: bool, resume: Path | None, overwrite: bool, **values: Any) -> None:
+def _train(preset_name: str | None, config_file: Path | None, quiet: bool, resume: Path | None, overwrite: bool, **values: Any) -> None:
     try:
         if resume is not None:
             given = sorted(name for name, value in values.items() if value is not None and name != "total_steps")
@@ -111,9 +132,11 @@ def _train(preset_name: str, config_file: Path | None, quiet: bool, resume: Path
             cfg = build_config(preset_name, resume / "config.json", values)
         else:
             cfg = build_config(preset_name, config_file, values)
+        from fastdqn.loggers import require_loggers
         from fastdqn.sysinfo import process_age_seconds
         from fastdqn.train import train
 
+        require_loggers(cfg.log)  # a missing extra fails here, before a run folder is made
         age = process_age_seconds()
         start = time.perf_counter() - age if age is not None else START
         result = train(cfg, progress=not quiet, start_time=start, resume=resume, overwrite=overwrite)
@@ -144,16 +167,7 @@ def _make_train_command() -> Callable[..., None]:
         _train(**kwargs)  # the fixed options below and the Config fields, by name
 
     fixed = [
-        _keyword(
-            "preset_name",
-            "cartpole",
-            Annotated[str, typer.Option("--preset", help=f"Starting values: {', '.join(config_module.PRESETS)}.")],
-        ),
-        _keyword(
-            "config_file",
-            None,
-            Annotated[Path | None, typer.Option("--config", help="Start from a saved config.json instead of a preset.")],
-        ),
+        *_config_source_options(),
         _keyword("quiet", False, Annotated[bool, typer.Option("--quiet", help="No progress bar.")]),
         _keyword(
             "resume", None, Annotated[Path | None, typer.Option("--resume", help="Continue this run folder from its newest checkpoint.")]
@@ -165,36 +179,100 @@ def _make_train_command() -> Callable[..., None]:
     return train_command
 
 
+def _config_source_options() -> list[inspect.Parameter]:
+    presets = ", ".join(config_module.PRESETS)
+    return [
+        _keyword(
+            "preset_name",
+            None,
+            Annotated[str | None, typer.Option("--preset", help=f"Starting values: {presets} [default: cartpole, or the file's preset].")],
+        ),
+        _keyword(
+            "config_file",
+            None,
+            Annotated[
+                Path | None,
+                typer.Option(
+                    "--config", help="A TOML file (`fastdqn config`) over its preset, or a run's config.json; options override it."
+                ),
+            ],
+        ),
+    ]
+
+
 app.command("train")(_make_train_command())
+
+
+def _make_config_command() -> Callable[..., None]:
+    def config_command(preset_name: str | None, config_file: Path | None, **values: Any) -> None:
+        from fastdqn.tomlconfig import to_toml
+
+        try:
+            cfg = build_config(preset_name, config_file, values)
+            header = f"fastdqn config (preset {cfg.preset}); train with: fastdqn train --config FILE [options that override it]"
+            text = to_toml(cfg, field_docs(), header)
+        except FastDQNError as error:
+            raise fail(str(error), error.exit_code) from None
+        sys.stdout.write(text)
+
+    config_command.__dict__["__signature__"] = inspect.Signature(_config_source_options() + _train_options())
+    config_command.__doc__ = "Print a complete TOML config (a preset, a file, options on top): fastdqn config --preset cartpole > run.toml"
+    return config_command
+
+
+app.command("config")(_make_config_command())
 
 
 @app.command("eval")
 def eval_command(
     run: Annotated[Path, typer.Argument(help="A run folder (uses its best evaluated policy) or a checkpoint file.")],
-    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Greedy episodes.")] = 20,
+    episodes: Annotated[int | None, typer.Option("--episodes", "-n", help="Greedy episodes [default: 20; 1 with --video].")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the evaluation envs.")] = 12345,
     env: Annotated[str | None, typer.Option("--env", help="Env id (default: the one it was trained on).")] = None,
     device: Annotated[str | None, typer.Option(help="Device (default: the training device, cpu without CUDA).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"mean", "std", "returns"} as JSON.')] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"mean", "std", "returns"} as JSON (and "videos" with --video).')] = False,
+    video: Annotated[
+        Path | None, typer.Option("--video", help="Record each episode to DIR/<run>-episode-<i>.mp4 (raw frames; the `video` extra).")
+    ] = None,
+    video_max_steps: Annotated[
+        int | None, typer.Option("--video-max-steps", help="With --video: cut each episode after N agent steps.")
+    ] = None,
 ) -> None:
-    """Greedy evaluation of a trained agent: prints mean ± std of the episode returns."""
+    """Greedy evaluation of a trained agent: prints mean ± std of the episode returns (with --video, one mp4 per episode)."""
     from fastdqn.agent import DQNAgent
     from fastdqn.checkpoint import find_checkpoint
     from fastdqn.evaluate import evaluate
 
+    episodes = episodes if episodes is not None else (1 if video is not None else 20)
     if episodes < 1:
         raise fail(f"--episodes {episodes} must be at least 1")
+    videos: list[Any] = []
     try:
         path = find_checkpoint(run)
-        agent = DQNAgent.load(path, device=device)
-        returns = evaluate(agent, env or agent.cfg.env_id, episodes=episodes, seed=seed)
+        if video is not None:
+            from fastdqn.video import record_episodes, require_video
+
+            require_video()  # before loading anything
+            agent = DQNAgent.load(path, device=device)
+            prefix = (run if run.is_dir() else run.parent).resolve().name or "fastdqn"
+            videos = record_episodes(agent, env or agent.cfg.env_id, video, episodes, seed, prefix, video_max_steps)
+            returns = [v.episode_return for v in videos]
+        else:
+            agent = DQNAgent.load(path, device=device)
+            returns = evaluate(agent, env or agent.cfg.env_id, episodes=episodes, seed=seed)
     except FastDQNError as error:
         raise fail(str(error), error.exit_code) from None
     mean = sum(returns) / len(returns)
     std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
     if as_json:
-        sys.stdout.write(json.dumps({"mean": mean, "std": std, "returns": returns}) + "\n")
+        report: dict[str, Any] = {"mean": mean, "std": std, "returns": returns}
+        if video is not None:
+            report["videos"] = [{"path": str(v.path), "return": v.episode_return, "steps": v.steps, "cut": v.cut} for v in videos]
+        sys.stdout.write(json.dumps(report) + "\n")
     else:
+        for v in videos:
+            cut = f" (cut at {v.steps:,} steps)" if v.cut else ""
+            console.print(f"{v.path}: return {v.episode_return:.2f}, {v.steps:,} steps{cut}", highlight=False, soft_wrap=True)
         console.print(f"{path}: {episodes} greedy episodes on {env or agent.cfg.env_id}: {mean:.2f} ± {std:.2f}")
 
 
@@ -213,6 +291,34 @@ def plot_command(
     except ValueError as error:
         raise fail(str(error)) from None
     console.print(f"wrote {path}")
+
+
+@app.command("compare")
+def compare_command(
+    paths: Annotated[list[Path], typer.Argument(help="Run folders, and group folders holding run folders (e.g. one per seed).")],
+    out: Annotated[Path, typer.Option(help="PNG path.")] = Path("compare.png"),
+    solved_at: Annotated[
+        float | None, typer.Option("--solved-at", help="Return that counts as solved [default: each run's --stop-at-return].")
+    ] = None,
+) -> None:
+    """One PNG of evaluation and training returns against env steps (groups: mean and min-max band), and a table."""
+    from fastdqn.compare import load_entry, plot_compare, summary_row
+
+    try:
+        entries = [load_entry(path) for path in paths]
+        rows = [summary_row(entry, solved_at) for entry in entries]
+        plot_compare(entries, out)
+    except FastDQNError as error:
+        raise fail(str(error), error.exit_code) from None
+    table = Table(title="fastdqn compare" + ("" if solved_at is None else f" (solved: eval return >= {solved_at:g})"))
+    table.add_column("run")
+    table.add_column("runs", justify="right")
+    for name in rows[0]:
+        table.add_column(name, justify="right")
+    for entry, row in zip(entries, rows, strict=True):
+        table.add_row(entry.label + ("/" if entry.is_group else ""), str(len(entry.runs)), *row.values())
+    console.print(table)
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
 
 
 @app.command("info")

@@ -159,6 +159,12 @@ class Config:
     """Name of the preset these values started from (informational)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form notes saved with the run."""
+    log: tuple[str, ...] = ()
+    """Trackers that get every metrics.csv row beside the CSVs: `tensorboard`, `wandb` (each an extra to install)."""
+    wandb_project: str = "fastdqn"
+    """W&B project for `--log wandb`; WANDB_MODE=offline keeps the run on disk, in RUN/wandb/."""
+    wandb_entity: str | None = None
+    """W&B user or team for `--log wandb` (None: your default entity)."""
 
     def __post_init__(self) -> None:
         positive: tuple[str, ...] = ("num_envs", "total_steps", "hidden_dim", "buffer_capacity", "batch_size")
@@ -211,6 +217,7 @@ class Config:
         self._check_choice("replay_storage", ReplayStorage)
         if not self.device or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"device={self.device!r} is not one of cpu, cuda, cuda:N, auto")
+        self._check_log()
 
     def _check_choice(self, name: str, kind: Any) -> None:
         choices = get_args(kind)
@@ -239,6 +246,16 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> Config:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def _check_log(self) -> None:
+        # config.json and TOML hand over lists; the frozen field keeps a tuple so that equality holds
+        names = (self.log,) if isinstance(self.log, str) else tuple(self.log)
+        object.__setattr__(self, "log", tuple(dict.fromkeys(names)))
+        for name in self.log:
+            if name not in ("tensorboard", "wandb"):
+                raise ConfigError(
+                    f"log={name!r} is not one of tensorboard, wandb; pass --log tensorboard and/or --log wandb (metrics.csv is always written)"
+                )
 
 
 def cartpole() -> Config:

@@ -12,10 +12,14 @@ import math
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from fastdqn.config import Config
+    from fastdqn.loggers import RunLogger
 
 COLUMNS = (
     "env_steps",
@@ -40,6 +44,7 @@ class Metrics:
     Args:
         start_time: `time.perf_counter()` at the start of the run, so wall seconds include set-up.
         recent: episodes averaged into `return_mean`.
+        config: the run's config; its `log` names trackers (loggers.py) that get every row too.
     """
 
     def __init__(
@@ -51,7 +56,13 @@ class Metrics:
         recent: int = 20,
         resume_at: int | None = None,
         state: dict[str, Any] | None = None,
+        config: Config | None = None,
     ):
+        self.loggers: list[RunLogger] = []
+        if config is not None and config.log:
+            from fastdqn.loggers import open_loggers
+
+            self.loggers = open_loggers(config, run_dir, resume_at)  # first: a missing extra fails before any file is opened
         self.start_time = start_time
         self.rows: list[dict[str, Any]] = []
         self.recent_returns: deque[float] = deque(maxlen=recent)
@@ -126,6 +137,8 @@ class Metrics:
         self._metrics.writerow(row)
         self._metrics_file.flush()
         self._episodes_file.flush()
+        for logger in self.loggers:
+            logger.log_row(row)
         if self.progress is not None:
             status = f"{_fmt(row['sps'], ',.0f')} steps/s  return {_fmt(row['return_mean'], '.1f')}  eps {epsilon:.3f}  loss {_fmt(row['loss'], '.4f')}"
             if eval_returns is not None:
@@ -142,6 +155,8 @@ class Metrics:
             self.progress.stop()
         self._metrics_file.close()
         self._episodes_file.close()
+        for logger in self.loggers:
+            logger.close()
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -114,7 +114,7 @@ def train(
     if saved is not None:
         start_time = restore_run(saved, state, result, envs, collector, nstep, episodes)
     resume_at, metrics_state = (state.env_steps, saved["metrics"]) if saved is not None else (None, None)
-    metrics = Metrics(run_dir, cfg.total_steps, start_time, progress, resume_at=resume_at, state=metrics_state)
+    metrics = Metrics(run_dir, cfg.total_steps, start_time, progress, resume_at=resume_at, state=metrics_state, config=cfg)
     result.metrics, episodes.sink = metrics.rows, metrics
     stats, last_good_step = None, state.env_steps
     try:
