@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -11,6 +13,13 @@ from fastdqn.envs import DeviceVectorEnv, EnvError, make_envs, resolve_backend
 
 CHECK_EVERY = 16
 """Vector steps between looks at whether every episode has ended (each look is a host sync on CUDA)."""
+
+
+class Evaluation(NamedTuple):
+    returns: np.ndarray
+    """(episodes,) float64 undiscounted greedy returns; partial where `complete` is False."""
+    complete: bool
+    """False when the evaluation stopped early because its mean could no longer reach the target."""
 
 
 class Evaluator:
@@ -34,11 +43,18 @@ class Evaluator:
         return cls(envs, cfg.seed + 100_000)
 
     @torch.no_grad()
-    def run(self, agent: DQNAgent) -> np.ndarray:
-        """Returns (episodes,) float64 undiscounted returns of the greedy policy."""
+    def run(self, agent: DQNAgent, target: float | None = None) -> Evaluation:
+        """Greedy returns of every episode; with `target`, stops once their mean can no longer reach it.
+
+        The bound counts every unfinished episode at the most it can still earn (the env's best step
+        reward until its time limit), so an evaluation is only cut short when it would fail anyway,
+        never when it would pass: a mean that reaches `target` is always that of complete episodes.
+        """
         obs = self.envs.reset(seed=self.seed)
         returns = torch.zeros(self.episodes, dtype=torch.float64, device=self.envs.device)
         running = torch.ones(self.episodes, dtype=torch.bool, device=self.envs.device)
+        limit, best_step = self.envs.max_episode_steps, self.envs.max_step_reward
+        can_stop = target is not None and limit is not None and best_step is not None
         steps = 0
         while True:
             step = self.envs.step(agent.act(obs, 0.0))
@@ -46,9 +62,15 @@ class Evaluator:
             running &= ~(step.terminated | step.truncated)
             obs = step.next_obs
             steps += 1
-            look = steps % CHECK_EVERY == 0 or self.envs.device.type == "cpu"
-            if look and not bool(running.any()):  # a host sync on CUDA, every CHECK_EVERY steps
-                return returns.cpu().numpy()
+            if steps % CHECK_EVERY != 0 and self.envs.device.type != "cpu":
+                continue
+            if not bool(running.any()):  # a host sync on CUDA, every CHECK_EVERY steps
+                return Evaluation(returns.cpu().numpy(), True)
+            if can_stop:
+                assert limit is not None and best_step is not None and target is not None
+                best_case = returns + running * (max(limit - steps, 0) * best_step)
+                if float(best_case.mean()) < target:
+                    return Evaluation(returns.cpu().numpy(), False)
 
     def close(self) -> None:
         self.envs.close()
@@ -68,6 +90,6 @@ def evaluate(
             f"but {env_id} has {spaces.obs_shape} {spaces.obs_dtype} with {spaces.n_actions}; evaluate it on the env it was trained on"
         )
     try:
-        return [float(r) for r in evaluator.run(agent)]
+        return [float(r) for r in evaluator.run(agent).returns]
     finally:
         evaluator.close()

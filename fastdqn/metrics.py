@@ -19,6 +19,7 @@ from torch import Tensor
 
 if TYPE_CHECKING:
     from fastdqn.config import Config
+    from fastdqn.evaluate import Evaluation
     from fastdqn.loggers import RunLogger
 
 COLUMNS = (
@@ -34,6 +35,7 @@ COLUMNS = (
     "epsilon",
     "eval_return_mean",
     "eval_return_std",
+    "eval_complete",
 )
 EPISODE_COLUMNS = ("env_steps", "return", "length")
 
@@ -114,8 +116,11 @@ class Metrics:
         self.episodes += len(returns_list)
 
     def log(
-        self, env_steps: int, updates: int, epsilon: float, stats: dict[str, Tensor] | None, eval_returns: np.ndarray | None = None
+        self, env_steps: int, updates: int, epsilon: float, stats: dict[str, Tensor] | None, evaluation: Evaluation | None = None
     ) -> dict[str, Any]:
+        """Write one metrics row. An evaluation cut short (it could no longer reach `stop_at_return`)
+        has `eval_complete` 0 and the partial mean of its episodes, a lower bound."""
+        eval_returns = evaluation.returns if evaluation is not None else None
         now = time.perf_counter()
         elapsed = now - self._last_time
         row: dict[str, Any] = {
@@ -131,6 +136,7 @@ class Metrics:
             "epsilon": round(epsilon, 4),
             "eval_return_mean": round(float(eval_returns.mean()), 3) if eval_returns is not None else "",
             "eval_return_std": round(float(eval_returns.std()), 3) if eval_returns is not None else "",
+            "eval_complete": int(evaluation.complete) if evaluation is not None else "",
         }
         self._last_time, self._last_steps = now, env_steps
         self.rows.append(row)

@@ -18,7 +18,7 @@ from fastdqn.config import Config, ConfigError, FastDQNError
 from fastdqn.device import resolve_device
 from fastdqn.envs import EnvSpaces, EnvStep, make_envs
 from fastdqn.episodes import EpisodeTracker
-from fastdqn.evaluate import Evaluator
+from fastdqn.evaluate import Evaluation, Evaluator
 from fastdqn.frames import frame_replay_buffer, wants_frame_storage
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import NStepWriter
@@ -128,18 +128,18 @@ def train(
                 if state.env_steps >= cfg.learning_starts and len(buffer) >= cfg.batch_size and state.vector_steps % cfg.train_every == 0:
                     stats = _update(cfg, agent, buffer, state.env_steps)
 
-                eval_returns = None
+                evaluation = None
                 if evaluator is not None and state.env_steps >= state.next_eval:
                     state.next_eval += cfg.eval_every_steps
-                    eval_returns = evaluator.run(agent)
-                    if _record_eval(result, eval_returns, state.env_steps, start_time):
+                    evaluation = evaluator.run(agent, cfg.stop_at_return)  # stops early once it cannot pass
+                    if _record_eval(result, evaluation, state.env_steps, start_time):
                         agent.save(run_dir / "best.pt")
                 done = state.env_steps >= cfg.total_steps or result.solved_at_step is not None
-                if state.env_steps >= state.next_log or eval_returns is not None or done:
+                if state.env_steps >= state.next_log or evaluation is not None or done:
                     state.next_log += cfg.log_every_steps if state.env_steps >= state.next_log else 0
                     last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
                     episodes.flush(state.env_steps)
-                    metrics.log(state.env_steps, agent.updates, epsilon, stats, eval_returns)
+                    metrics.log(state.env_steps, agent.updates, epsilon, stats, evaluation)
                 interrupted = stop.requested or (interrupt_at_step is not None and state.env_steps >= interrupt_at_step)
                 if state.env_steps >= state.next_checkpoint or done or interrupted:
                     state.next_checkpoint += cfg.checkpoint_every_steps if state.env_steps >= state.next_checkpoint else 0
@@ -202,10 +202,13 @@ def _check_finite(agent: DQNAgent, stats: dict[str, torch.Tensor] | None, last_g
     return env_steps
 
 
-def _record_eval(result: RunResult, eval_returns: np.ndarray, env_steps: int, start_time: float) -> bool:
-    """Track the best evaluation and the solve point; True when this one is the best so far."""
+def _record_eval(result: RunResult, evaluation: Evaluation, env_steps: int, start_time: float) -> bool:
+    """Track the best evaluation and the solve point; True when this one is the best so far.
+
+    An evaluation cut short counts with its partial mean, a lower bound below `stop_at_return`.
+    """
     cfg = result.agent.cfg
-    mean = float(eval_returns.mean())
+    mean = float(evaluation.returns.mean())
     result.eval_history.append((env_steps, mean))
     if cfg.stop_at_return is not None and mean >= cfg.stop_at_return and result.solved_at_step is None:
         result.solved_at_step = env_steps

@@ -75,7 +75,10 @@ class DeviceVectorEnv(Protocol):
     device: torch.device
     spaces: EnvSpaces
     max_episode_steps: int | None
-    """The time limit, where the env has one (evaluation bounds unfinished episodes with it)."""
+    """The time limit, where the env has one."""
+    max_step_reward: float | None
+    """The most one step can pay, where it is known: with the time limit it bounds what an
+    unfinished episode can still earn, so an evaluation that can no longer pass stops early."""
 
     def reset(self, seed: int) -> Tensor:
         """Start every env afresh from `seed`; returns obs (N, *obs_shape) on `device`."""

@@ -50,6 +50,7 @@ class TorchVectorEnv:
     obs_dim: int
     n_actions: int
     max_episode_steps: int | None
+    max_step_reward: float | None
     env_id: str
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu"):
@@ -169,6 +170,7 @@ class CartPole(TorchVectorEnv):
     state_dim = obs_dim = 4
     n_actions = 2
     max_episode_steps = 500
+    max_step_reward = 1.0
     gravity, masscart, masspole, length, force_mag, tau = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
     total_mass = masscart + masspole
     polemass_length = masspole * length
@@ -209,6 +211,7 @@ class MountainCar(TorchVectorEnv):
     state_dim = obs_dim = 2
     n_actions = 3
     max_episode_steps = 200
+    max_step_reward = -1.0
     min_position, max_position, max_speed, goal_position, force, gravity = -1.2, 0.6, 0.07, 0.5, 0.001, 0.0025
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu"):
@@ -238,6 +241,7 @@ class Acrobot(TorchVectorEnv):
     obs_dim = 6
     n_actions = 3
     max_episode_steps = 500
+    max_step_reward = 0.0
     dt = 0.2
     link_length_1 = link_mass_1 = link_mass_2 = link_moi = 1.0
     link_com_pos_1 = link_com_pos_2 = 0.5

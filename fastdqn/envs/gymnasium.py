@@ -20,7 +20,7 @@ from torch import Tensor
 
 from fastdqn.device import HostToDevice
 from fastdqn.envs.base import EnvStep
-from fastdqn.envs.spaces import EnvError, EnvSpaces, check_spaces, find_spec, is_atari
+from fastdqn.envs.spaces import MAX_STEP_REWARD, EnvError, EnvSpaces, check_spaces, find_spec, is_atari
 
 
 def resolve_vectorization_mode(spec: EnvSpec, mode: str) -> str:
@@ -158,6 +158,7 @@ class GymnasiumEnv:
         self.spaces = env_spaces(envs, env_id)
         spec = getattr(envs, "spec", None)
         self.max_episode_steps: int | None = getattr(spec, "max_episode_steps", None)
+        self.max_step_reward: float | None = MAX_STEP_REWARD.get(env_id)
         self.prev_done = np.zeros(self.num_envs, dtype=bool)
         self.to_device = HostToDevice(self.device)
 

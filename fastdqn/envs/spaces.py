@@ -31,6 +31,10 @@ def _close_names(env_id: str) -> str:
     return f" Did you mean {', '.join(names)}?" if names else " `python -c 'import gymnasium; gymnasium.pprint_registry()'` lists them."
 
 
+MAX_STEP_REWARD = {"CartPole-v0": 1.0, "CartPole-v1": 1.0, "Acrobot-v1": 0.0, "MountainCar-v0": -1.0}
+"""The most one step can pay, for the envs where that is known (Gymnasium's spaces do not say)."""
+
+
 def is_atari(env_id: str) -> bool:
     """True for ALE ids (`ALE/Pong-v5`, or `module:ALE/Pong-v5`)."""
     return env_id.rpartition(":")[2].startswith("ALE/")
