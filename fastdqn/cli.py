@@ -18,7 +18,7 @@ import sys  # noqa: E402
 import typing  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated, Any, cast  # noqa: E402
+from typing import TYPE_CHECKING, Annotated, Any, cast  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -26,6 +26,9 @@ from rich.table import Table  # noqa: E402
 
 from fastdqn import config as config_module  # noqa: E402
 from fastdqn.config import Config, ConfigError, FastDQNError, preset  # noqa: E402
+
+if TYPE_CHECKING:
+    from fastdqn.run_state import RunResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="fastdqn: fast DQN on Gymnasium vector envs.")
 console = Console()
@@ -139,9 +142,19 @@ def _train(preset_name: str | None, config_file: Path | None, quiet: bool, resum
         require_loggers(cfg.log)  # a missing extra fails here, before a run folder is made
         age = process_age_seconds()
         start = time.perf_counter() - age if age is not None else START
-        result = train(cfg, progress=not quiet, start_time=start, resume=resume, overwrite=overwrite)
+        result = train(cfg, progress=not quiet, start_time=start, resume=resume, overwrite=overwrite, plot=False)
     except FastDQNError as error:
         raise fail(str(error), error.exit_code) from None
+    _report_run(cfg, result)
+    if cfg.save_plot:  # after the report: the plot (matplotlib's import, a render) never delays the result
+        from fastdqn.plot import plot_run
+
+        plot_start = time.perf_counter()
+        plot_run(result.run_dir)
+        console.print(f"returns.png written in {time.perf_counter() - plot_start:.2f} s", highlight=False)
+
+
+def _report_run(cfg: Config, result: RunResult) -> None:
     table = Table(title=f"fastdqn · {cfg.env_id} · seed {cfg.seed}", show_header=False)
     table.add_row("env steps", f"{result.env_steps:,}")
     table.add_row("gradient steps", f"{result.agent.updates:,}")

@@ -87,6 +87,7 @@ def train(
     resume: Path | None = None,
     overwrite: bool = False,
     interrupt_at_step: int | None = None,
+    plot: bool | None = None,
 ) -> RunResult:
     """Train a DQN agent as `cfg` says; returns the agent, its buffer, the metric rows and the run folder.
 
@@ -94,6 +95,8 @@ def train(
         resume: a run folder to continue from its newest checkpoint (its config.json must match cfg
             except for total_steps).
         interrupt_at_step: behave as if SIGINT arrived at this env step (scripted preemption, tests).
+        plot: write `returns.png` before returning (default: `cfg.save_plot`); the CLI passes False
+            and plots after it has reported the run, so the plot never delays the result.
     """
     start_time = time.perf_counter() if start_time is None else start_time
     device = resolve_device(cfg.device)
@@ -160,7 +163,7 @@ def train(
     agent.save(run_dir / "final.pt")
     result.env_steps = state.env_steps
     result.wall_seconds = time.perf_counter() - start_time
-    if cfg.save_plot:
+    if cfg.save_plot if plot is None else plot:
         from fastdqn.plot import plot_run
 
         plot_run(run_dir)

@@ -96,3 +96,11 @@ def test_cli_cuda_without_cuda_fails_at_once(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "CUDA is not available" in result.output and "--device cpu" in result.output
     assert not any(tmp_path.iterdir())  # nothing written before failing
+
+
+def test_cli_train_reports_the_run_before_it_writes_the_plot(tmp_path: Path) -> None:
+    small = [arg for arg in SMALL if arg != "--no-save-plot"]
+    result = runner.invoke(app, ["train", "--out", str(tmp_path), "--run-name", "r", "--device", "cpu", *small])
+    assert result.exit_code == 0, result.output
+    assert result.output.index("run folder") < result.output.index("returns.png written in")
+    assert (tmp_path / "r" / "returns.png").stat().st_size > 0
