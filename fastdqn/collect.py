@@ -137,6 +137,8 @@ class FusedCollector(Collector):
         else:
             reward, terminated, truncated = self._step_fn()
         self.buffer.writer.advance(self.native.num_envs, self.obs.device)  # the host mirror of the device cursor
+        # the rows are written already: the caller reads reward and the done flags (for episode
+        # bookkeeping); the observations are the static buffer the next step acts on
         return EnvStep(self.obs, reward, terminated, truncated, self.obs)
 
     def _capture(self) -> tuple[Tensor, Tensor, Tensor]:
