@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 # Wall times count from the process start, interpreter start-up and imports included; where the
-# OS does not say when that was, from this module's import (after torch, which `fastdqn` imports).
+# OS does not say when that was, from this module's import. Nothing here imports torch: `--help` and
+# `info` stay fast, and `train` pays for torch when it imports `fastdqn.train`.
 START = time.perf_counter()
 
 import ast  # noqa: E402
@@ -335,12 +336,17 @@ def compare_command(
 
 
 @app.command("info")
-def info_command() -> None:
+def info_command(
+    with_torch: Annotated[
+        bool,
+        typer.Option("--torch", help="Import torch (~2 s) to read its thread count; a CUDA or ROCm build always does, for its devices."),
+    ] = False,
+) -> None:
     """Versions, devices and threads: what to paste into a bug report or next to a benchmark."""
-    from fastdqn.sysinfo import system_info
+    from fastdqn.sysinfo import needs_torch_for_devices, system_info
 
     table = Table(show_header=False, title="fastdqn info")
-    for key, value in system_info().items():
+    for key, value in system_info(import_torch=with_torch or needs_torch_for_devices()).items():
         table.add_row(key, str(value))
     console.print(table)
 
