@@ -1,7 +1,8 @@
-"""End to end: env steps/s of `fastdqn.train` at two replay ratios against the tutorial loop; time to solve."""
+"""End to end: env steps/s of `fastdqn.train` at two replay ratios against the tutorial loop; time to solve, fastdqn and SB3."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from bench import runs
 from bench.conftest import DEVICES, PROFILE, time_runs
+from bench.sb3_solve import sb3_missing_reason, sb3_solve_run
 from bench.solve import solve_run
 
 E2E = [("fastdqn", n) for n in PROFILE.num_envs] + [("baseline", 1)]
@@ -30,5 +32,32 @@ def bench_solve(benchmark: Any, seed: int, tmp_path: Path) -> None:
     figures: list[dict[str, Any]] = []
     benchmark.extra_info.update(unit="s", what="`fastdqn train --quiet --seed S`, whole process, default preset")
     benchmark.pedantic(lambda: figures.append(solve_run(seed, tmp_path / "runs", PROFILE.solve_args)), rounds=1, iterations=1)
+    if figures:
+        benchmark.extra_info.update(figures[0])
+
+
+SB3_SEEDS = list(PROFILE.sb3_solve_seeds) or [
+    pytest.param(
+        0,
+        marks=pytest.mark.skip(reason=f"the {PROFILE.name} profile runs no SB3 time to solve (~100 s a seed); `make bench` runs seeds 1-3"),
+    )
+]
+
+
+@pytest.mark.parametrize("seed", SB3_SEEDS)
+def bench_solve_sb3(benchmark: Any, seed: int, tmp_path: Path) -> None:
+    """Stable-Baselines3's DQN, rl-zoo's CartPole-v1 hyperparameters, to fastdqn's solve criterion; whole process."""
+    reason = sb3_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    threads = int(os.environ.get("FASTDQN_BENCH_THREADS", "1"))
+    figures: list[dict[str, Any]] = []
+    benchmark.extra_info.update(unit="s", what="`python bench/sb3_solve.py --seed S`: SB3 DQN, rl-zoo CartPole-v1 hyperparameters")
+
+    def run() -> None:
+        out = tmp_path / f"sb3-{seed}"
+        figures.append(sb3_solve_run(seed, out, PROFILE.sb3_eval_every_steps, PROFILE.sb3_solve_max_steps, threads))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
     if figures:
         benchmark.extra_info.update(figures[0])

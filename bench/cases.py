@@ -55,6 +55,14 @@ class Profile:
     native_envs: tuple[int, ...] = (16, 256, 4096)
     """num_envs of the env-backend cases (bench_envs.py); cuda rows add `cuda_native_envs`."""
     cuda_native_envs: tuple[int, ...] = (65_536,)
+    sb3_solve_seeds: tuple[int, ...] = ()
+    """Seeds of Stable-Baselines3's time to solve (about 100 s each on 2 CPU cores); none: the case is skipped."""
+    sb3_solve_max_steps: int = 50_000
+    """Env steps after which an SB3 seed that has not solved stops (the zoo's budget; tiny: a smoke run)."""
+    sb3_eval_every_steps: int | None = None
+    """Evaluation interval of the SB3 runs; None: the cartpole preset's `eval_every_steps`, as fastdqn's."""
+    startup_rounds: int = 5
+    """Processes timed per start-up case (`fastdqn --help`, `fastdqn info`)."""
 
 
 PROFILES = {
@@ -74,7 +82,8 @@ PROFILES = {
         e2e_rounds=2,
         learning_starts=1_000,
         memory_rows=(1_000_000, 100_000),
-        solve_seeds=(1, 2, 3, 4, 5),
+        solve_seeds=tuple(range(1, 11)),
+        sb3_solve_seeds=(1, 2, 3),
     ),
     "quick": Profile(
         name="quick",
@@ -93,6 +102,7 @@ PROFILES = {
         learning_starts=300,
         memory_rows=(200_000, 20_000),  # the same bytes per transition as `full`, a fifth of the allocation
         solve_seeds=(1,),
+        startup_rounds=3,
     ),
     "tiny": Profile(
         name="tiny",
@@ -114,6 +124,10 @@ PROFILES = {
         solve_args=("--total-steps", "2000", "--eval-every-steps", "1000", "--eval-episodes", "2", "--learning-starts", "500"),
         native_envs=(16,),
         cuda_native_envs=(1_024,),
+        sb3_solve_seeds=(1,),
+        sb3_solve_max_steps=1_300,  # one round of SB3's 128 updates (at 1,024 steps), evaluations at 500 and 1,000
+        sb3_eval_every_steps=500,
+        startup_rounds=1,
     ),
 }
 
