@@ -164,12 +164,13 @@ MAIN_CASES = (
     "bench_collect_backend",
     "bench_update",
     "bench_train_e2e",
+    "bench_startup",
 )
 
 
 def ordered(rows: list[Row]) -> list[Row]:
     """cpu rows first, then cuda; within a device, cases in the issue's order (replay, act, collect, update, e2e)."""
-    order = {name: i for i, name in enumerate((*MAIN_CASES, "bench_memory", "bench_solve"))}
+    order = {name: i for i, name in enumerate((*MAIN_CASES, "bench_memory", *SOLVE_CASES))}
     return sorted(rows, key=lambda row: (row.device != "cpu", order.get(row.name, len(order))))
 
 
@@ -220,26 +221,45 @@ def memory_cells(rows: list[Row]) -> list[list[str]]:
     return cells
 
 
-SOLVE_CASES = {"bench_solve": "gymnasium", "bench_solve_native": "torch"}
-"""Time-to-solve cases and the env backend each runs."""
+SOLVE_CASES = {"bench_solve": "fastdqn, gymnasium", "bench_solve_native": "fastdqn, torch native", "bench_solve_sb3": "SB3"}
+"""Time-to-solve cases and what each times: `fastdqn train` on either env backend, SB3's DQN with rl-zoo's hyperparameters."""
+
+
+def solve_summary(rows: list[Row], name: str) -> tuple[float | None, int, int]:
+    """(median process wall s, seeds solved, seeds run) of one time-to-solve case; an unsolved seed counts its whole run."""
+    done = [row for row in rows if row.name == name and row.status == "ok"]
+    walls = [float(row.extra["process_wall_s"]) for row in done]
+    solved = sum(row.extra.get("solved_env_steps") is not None for row in done)
+    return (statistics.median(walls) if walls else None), solved, len(done)
 
 
 def solve_cells(rows: list[Row]) -> list[list[str]]:
     cells = []
-    for name, backend in SOLVE_CASES.items():
-        mine = [row for row in rows if row.name == name]
-        for row in mine:
+    for name, impl in SOLVE_CASES.items():
+        for row in rows:
+            if row.name != name:
+                continue
             e = row.extra
             if row.status != "ok":
-                cells.append([backend, str(row.params.get("seed")), "-", f"{row.status}: {row.reason}"])
+                cells.append([impl, str(row.params.get("seed")), "-", f"{row.status}: {row.reason}"])
             else:
                 steps = "not solved" if e.get("solved_env_steps") is None else f"{e['solved_env_steps']:,}"
-                cells.append([backend, str(e["seed"]), f"{e['process_wall_s']:.1f}", steps])
-        walls = [row.extra["process_wall_s"] for row in mine if row.status == "ok"]
-        steps_ok = [row.extra["solved_env_steps"] for row in mine if row.extra.get("solved_env_steps") is not None]
-        if walls:
-            cells.append([backend, "median", f"{statistics.median(walls):.1f}", f"{statistics.median(steps_ok):,.0f}" if steps_ok else "-"])
+                cells.append([impl, str(e["seed"]), f"{e['process_wall_s']:.1f}", steps])
+        median, solved, runs = solve_summary(rows, name)
+        steps_ok = [row.extra["solved_env_steps"] for row in rows if row.name == name and row.extra.get("solved_env_steps") is not None]
+        if median is not None:
+            steps = f"{statistics.median(steps_ok):,.0f}" if steps_ok else "-"
+            cells.append([impl, f"median ({solved}/{runs} solved)", f"{median:.1f}", steps])
+    ratio = solve_ratio(rows)
+    if ratio is not None:
+        cells.append(["fastdqn, gymnasium / SB3", "medians", f"{ratio:.3f}x", ""])
     return cells
+
+
+def solve_ratio(rows: list[Row]) -> float | None:
+    """fastdqn's median process wall to solve over SB3's, both from this run."""
+    mine, theirs = solve_summary(rows, "bench_solve")[0], solve_summary(rows, "bench_solve_sb3")[0]
+    return mine / theirs if mine is not None and theirs else None
 
 
 def _sum_time(*parts: Row | None) -> float | None:
@@ -330,6 +350,33 @@ def targets(rows: list[Row]) -> list[tuple[str, str, str]]:
             verdict(None if speedup is None else speedup >= 2),
         )
     )
+    ratio = solve_ratio(rows)
+    mine, solved, runs = solve_summary(rows, "bench_solve")
+    theirs, sb3_solved, sb3_runs = solve_summary(rows, "bench_solve_sb3")
+    measured = "-"
+    if ratio is not None:
+        measured = (
+            f"{ratio:.3f}x (fastdqn {mine:.1f} s over {runs} seeds, SB3 {theirs:.1f} s over {sb3_runs}, {sb3_solved} solved; "
+            f"bare torch ring replay path {fmt_time(bare)})"
+        )
+    out.append(("time to solve: fastdqn median <= 0.04x SB3's, same run", measured, verdict(None if ratio is None else ratio <= 0.04)))
+    out.append(
+        (
+            "time to solve: >= 9 of 10 seeds (1-10) solved",
+            "-" if not runs else f"{solved} of {runs}",
+            verdict(None if runs < 10 else solved >= 9),
+        )
+    )
+    for command in ("help", "info"):
+        row = find(rows, "bench_startup", command=command)
+        seconds = row.median if row is not None and row.status == "ok" else None
+        out.append(
+            (
+                f"`fastdqn {'--help' if command == 'help' else command}` under 1 s (process wall)",
+                fmt_time(seconds),
+                verdict(None if seconds is None else seconds < 1.0),
+            )
+        )
     return out + env_targets(rows)
 
 
@@ -403,5 +450,5 @@ def markdown_table(headers: tuple[str, ...], cells: list[list[str]]) -> str:
 
 
 MEMORY_COLUMNS = ("case", "device", "rows", "bytes/transition", "buffer", "process")
-SOLVE_COLUMNS = ("env backend", "seed", "process wall s", "env steps to solve")
+SOLVE_COLUMNS = ("run", "seed", "process wall s", "env steps to solve")
 TARGET_COLUMNS = ("target (cpu)", "measured", "verdict")

@@ -16,7 +16,7 @@ import pytest
 os.environ["FASTDQN_BENCH_PROFILE"] = "tiny"  # read when the bench modules are imported
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` is a top-level folder, not installed
 
-from bench import bench_act, bench_memory, bench_replay, bench_train, bench_update, report
+from bench import bench_act, bench_memory, bench_replay, bench_startup, bench_train, bench_update, report
 from bench.plot import plot_sps
 from bench.solve import first_solve
 
@@ -82,6 +82,21 @@ def test_bench_solve_runs_tiny_and_parses_the_run(tmp_path: Path) -> None:
     benchmark = OneCall()
     bench_train.bench_solve(benchmark, 1, tmp_path)
     assert benchmark.extra_info["seed"] == 1 and benchmark.extra_info["process_wall_s"] > 0
+
+
+def test_bench_solve_sb3_runs_tiny_or_skips_without_sb3(tmp_path: Path) -> None:
+    benchmark = OneCall()
+    bench_train.bench_solve_sb3(benchmark, 1, tmp_path)  # skips, naming the extra, where stable-baselines3 is missing
+    e = benchmark.extra_info
+    assert e["seed"] == 1 and e["process_wall_s"] > 0 and e["max_steps"] == 1_300
+    assert e["solved_env_steps"] is None  # 1,300 steps of SB3 do not solve CartPole
+
+
+@pytest.mark.parametrize("command", list(bench_startup.COMMANDS))
+def test_bench_startup_runs_tiny(command: str) -> None:
+    benchmark = OneCall()
+    bench_startup.bench_startup(benchmark, command)
+    assert benchmark.calls == 1 and benchmark.extra_info["unit"] == "s"
 
 
 @pytest.mark.parametrize(("kind", "impl"), bench_memory.CASES)
@@ -181,3 +196,26 @@ def test_plot_sps_draws_cpu_lines_from_results(tmp_path: Path) -> None:
     path.write_text(__import__("json").dumps(results))
     out = plot_sps(path, tmp_path / "r.png")
     assert out.exists() and out.stat().st_size > 0
+
+
+def _solve(name: str, seed: int, wall: float, steps: int | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    extra = {"unit": "s", "seed": seed, "process_wall_s": wall, "solved_env_steps": steps}
+    bench = {"fullname": f"bench/x.py::{name}[{seed}]", "name": name, "params": {"seed": seed}, "extra_info": extra}
+    bench["stats"] = {"median": wall, "iqr": 0.0, "min": wall}
+    return f"{name}[{seed}]", {"name": name, "params": {"seed": seed}, "outcome": "passed"}, bench
+
+
+def test_report_solve_ratio_is_median_over_median_and_unsolved_seeds_count_their_whole_run() -> None:
+    runs = [
+        _solve("bench_solve", seed, wall, None if seed == 10 else 9_000)
+        for seed, wall in zip(range(1, 11), [2.0] * 5 + [3.0] * 4 + [60.0], strict=True)
+    ]
+    runs += [_solve("bench_solve_sb3", seed, wall, 30_000) for seed, wall in ((1, 100.0), (2, 50.0), (3, 80.0))]
+    cases = {key: outcome for key, outcome, _ in runs}
+    rows = report.build_rows({"benchmarks": [bench for _, _, bench in runs]}, cases)
+    assert report.solve_summary(rows, "bench_solve") == (2.5, 9, 10)  # the unsolved 60 s seed is in the median
+    assert report.solve_ratio(rows) == pytest.approx(2.5 / 80.0)
+    verdicts = {target: (measured, verdict) for target, measured, verdict in report.targets(rows)}
+    assert verdicts["time to solve: fastdqn median <= 0.04x SB3's, same run"][1] == "met"  # 0.031x
+    assert verdicts["time to solve: >= 9 of 10 seeds (1-10) solved"] == ("9 of 10", "met")
+    assert ["fastdqn, gymnasium / SB3", "medians", "0.031x", ""] in report.solve_cells(rows)
