@@ -170,7 +170,7 @@ MAIN_CASES = (
 
 def ordered(rows: list[Row]) -> list[Row]:
     """cpu rows first, then cuda; within a device, cases in the issue's order (replay, act, collect, update, e2e)."""
-    order = {name: i for i, name in enumerate((*MAIN_CASES, "bench_memory", *SOLVE_CASES))}
+    order = {name: i for i, name in enumerate((*MAIN_CASES, "bench_memory", *SOLVE_CASES, "bench_profile_solve"))}
     return sorted(rows, key=lambda row: (row.device != "cpu", order.get(row.name, len(order))))
 
 
@@ -260,6 +260,24 @@ def solve_ratio(rows: list[Row]) -> float | None:
     """fastdqn's median process wall to solve over SB3's, both from this run."""
     mine, theirs = solve_summary(rows, "bench_solve")[0], solve_summary(rows, "bench_solve_sb3")[0]
     return mine / theirs if mine is not None and theirs else None
+
+
+def profile_cells(rows: list[Row]) -> list[list[str]]:
+    """The phases of one `fastdqn train` process (bench/profile_solve.py), seconds and share of the whole."""
+    row = find(rows, "bench_profile_solve")
+    if row is None:
+        return []
+    if row.status != "ok":
+        return [["-", "-", "-", f"{row.status}: {row.reason}"]]
+    total = float(row.extra["total_s"])
+    calls = row.extra.get("calls", {})
+    cells = [
+        [phase, f"{seconds:.2f}", f"{seconds / total:.0%}", str(calls.get(phase, ""))] for phase, seconds in row.extra["phases"].items()
+    ]
+    cells.append([f"total, seed {row.extra['seed']} (process start to summary printed)", f"{total:.2f}", "100%", ""])
+    if row.extra.get("missing"):
+        cells.append(["not wrapped (repoint bench/profile_solve.py PHASES)", "-", "-", ", ".join(row.extra["missing"])])
+    return cells
 
 
 def _sum_time(*parts: Row | None) -> float | None:
@@ -451,4 +469,5 @@ def markdown_table(headers: tuple[str, ...], cells: list[list[str]]) -> str:
 
 MEMORY_COLUMNS = ("case", "device", "rows", "bytes/transition", "buffer", "process")
 SOLVE_COLUMNS = ("run", "seed", "process wall s", "env steps to solve")
+PROFILE_COLUMNS = ("phase", "seconds", "share", "calls")
 TARGET_COLUMNS = ("target (cpu)", "measured", "verdict")

@@ -126,13 +126,16 @@ def main(argv: list[str] | None = None) -> int:
             "time to solve CartPole-v1: fastdqn (cartpole preset), SB3 (rl-zoo hyperparameters)", report.SOLVE_COLUMNS, solve_cells
         )
     )
+    profile_cells = report.profile_cells(rows)
+    console.print(report.rich_table("where one `fastdqn train` process spends its wall time", report.PROFILE_COLUMNS, profile_cells))
     console.print(report.rich_table("the issue's targets", report.TARGET_COLUMNS, target_cells))
 
     markdown = [
         f"Measured {started:%Y-%m-%d} on {machine}; {load}; `make bench{'' if args.profile == 'full' else '-' + args.profile}` took {elapsed:.0f} s.",
         "",
     ]
-    for headers, cells in ((report.COLUMNS, main_cells), (report.MEMORY_COLUMNS, memory_cells), (report.SOLVE_COLUMNS, solve_cells)):
+    tables = [(report.COLUMNS, main_cells), (report.MEMORY_COLUMNS, memory_cells), (report.SOLVE_COLUMNS, solve_cells)]
+    for headers, cells in [*tables, (report.PROFILE_COLUMNS, profile_cells)]:
         markdown += [report.markdown_table(headers, cells), ""]
     markdown += [report.markdown_table(report.TARGET_COLUMNS, target_cells), ""]
     (args.out / f"{stem}.md").write_text("\n".join(markdown))

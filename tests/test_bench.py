@@ -16,7 +16,7 @@ import pytest
 os.environ["FASTDQN_BENCH_PROFILE"] = "tiny"  # read when the bench modules are imported
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` is a top-level folder, not installed
 
-from bench import bench_act, bench_memory, bench_replay, bench_startup, bench_train, bench_update, report
+from bench import bench_act, bench_memory, bench_profile, bench_replay, bench_startup, bench_train, bench_update, report
 from bench.plot import plot_sps
 from bench.solve import first_solve
 
@@ -90,6 +90,19 @@ def test_bench_solve_sb3_runs_tiny_or_skips_without_sb3(tmp_path: Path) -> None:
     e = benchmark.extra_info
     assert e["seed"] == 1 and e["process_wall_s"] > 0 and e["max_steps"] == 1_300
     assert e["solved_env_steps"] is None  # 1,300 steps of SB3 do not solve CartPole
+
+
+def test_bench_profile_solve_runs_tiny_and_accounts_for_the_whole_process() -> None:
+    benchmark = OneCall()
+    bench_profile.bench_profile_solve(benchmark)
+    e = benchmark.extra_info
+    assert e["missing"] == []  # every wrapped name still resolves: repoint PHASES when the loop moves
+    assert sum(e["phases"].values()) == pytest.approx(e["total_s"], rel=1e-6)
+    assert e["calls"]["update"] > 0 and e["calls"]["evaluation"] > 0 and e["phases"]["act"] > 0
+    timed = {"fullname": "bench/bench_profile.py::bench_profile_solve", "extra_info": e, "stats": {"median": 1.0, "iqr": 0.0, "min": 1.0}}
+    outcome = {"bench_profile_solve": {"name": "bench_profile_solve", "params": {}, "outcome": "passed"}}
+    cells = report.profile_cells(report.build_rows({"benchmarks": [timed]}, outcome))
+    assert [cell[0] for cell in cells[:-1]] == list(e["phases"]) and cells[-1][2] == "100%"
 
 
 @pytest.mark.parametrize("command", list(bench_startup.COMMANDS))
