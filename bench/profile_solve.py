@@ -4,10 +4,12 @@
 
 Runs the CLI's `train` in this process, as `fastdqn train --quiet --seed S` would, with the public
 functions and methods in `PHASES` wrapped from the outside (train.py is not edited): each call's
-wall time, less the wrapped calls made inside it, goes to its phase, so the act inside an evaluation
-counts as evaluation. What no wrapper covers inside `train()` is "loop bookkeeping" (epsilon, episode
-counters, host-to-device copies, the finiteness checks). Interpreter start-up comes from the OS
-(`/proc/self/stat`); the exit of the interpreter after the summary is not seen from inside.
+wall time, less the wrapped calls made inside it, goes to its phase; set-up, evaluation, checkpoint
+and plot keep the time of what they call (an evaluation's act and env steps count as evaluation).
+What no wrapper covers inside `train()` is "loop bookkeeping" (epsilon, the schedule and
+finiteness checks). The CLI plots after it has reported the run; that plot is timed as "plot" all
+the same. Interpreter start-up comes from the OS (`/proc/self/stat`); the interpreter's exit after
+the summary is not seen from inside.
 
 After the loop is refactored, repoint the names in `PHASES`: each is `module:qualname` where the
 training code looks it up (a function that train.py imports by name is patched in `fastdqn.train`,
@@ -34,16 +36,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PHASES: dict[str, tuple[str, ...]] = {
     "set-up": (
-        "fastdqn.train:make_envs",
-        "fastdqn.train:make_run_dir",
-        "fastdqn.buffer:ReplayBuffer.create",
-        "fastdqn.agent:DQNAgent.__init__",
-        "fastdqn.evaluate:Evaluator.__init__",
         "fastdqn.train:seed_everything",
+        "fastdqn.train:make_envs",
+        "fastdqn.train:build_replay",
+        "fastdqn.agent:DQNAgent.__init__",
+        "fastdqn.evaluate:Evaluator.for_run",
+        "fastdqn.train:make_run_dir",
+        "fastdqn.train:make_collector",
     ),
     "act": ("fastdqn.agent:DQNAgent.act",),
-    "env step": ("fastdqn.train:_env_step",),
+    "env step": ("fastdqn.envs.gymnasium:GymnasiumEnv.step", "fastdqn.envs.classic:TorchVectorEnv.step"),
     "replay extend": ("fastdqn.buffer:ReplayBuffer.extend",),
+    "collector (rest of act, step, write)": ("fastdqn.collect:Collector.step", "fastdqn.collect:FusedCollector.step"),
+    "episode tracking": ("fastdqn.episodes:EpisodeTracker.record", "fastdqn.episodes:EpisodeTracker.flush"),
     "replay sample": ("fastdqn.buffer:ReplayBuffer.sample_tensors",),
     "update": ("fastdqn.agent:DQNAgent.update",),
     "evaluation": ("fastdqn.evaluate:Evaluator.run",),
@@ -53,27 +58,40 @@ PHASES: dict[str, tuple[str, ...]] = {
     "close envs and files": ("fastdqn.metrics:Metrics.close", "fastdqn.evaluate:Evaluator.close"),
 }
 """Phase -> the `module:qualname`s whose calls it is charged with (time inside nested wrapped calls excluded)."""
+ABSORBING = frozenset({"set-up", "evaluation", "checkpoint", "plot"})
+"""Phases that keep the time of the wrapped calls they make (an evaluation's act and env steps)."""
 TRAIN = "fastdqn.train:train"
 """The whole of `train()`; what the phases do not cover inside it is loop bookkeeping."""
 
 
 class Clock:
-    """Exclusive wall time per phase: a wrapped call's time less that of the wrapped calls it makes."""
+    """Exclusive wall time per phase: a wrapped call's time less that of the wrapped calls it makes.
+
+    Inside a call of an `ABSORBING` phase, wrapped calls are not timed apart: their time stays
+    with it (the act and env steps of an evaluation are evaluation).
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self._children: list[float] = []
+        self._absorbing = 0
 
     def wrap(self, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        absorbing = phase in ABSORBING
+
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if self._absorbing:
+                return fn(*args, **kwargs)
             self._children.append(0.0)
+            self._absorbing += absorbing
             start = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
                 elapsed = time.perf_counter() - start
+                self._absorbing -= absorbing
                 inner = self._children.pop()
                 self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed - inner
                 self.calls[phase] = self.calls.get(phase, 0) + 1
@@ -142,8 +160,8 @@ def profile(seed: int, out_dir: Path, extra: list[str]) -> dict[str, Any]:
     in_train = clock.seconds.get("train", 0.0)  # train()'s own time: what no phase inside it covers
     phases.update({phase: clock.seconds.get(phase, 0.0) for phase in PHASES})
     phases["loop bookkeeping (rest of train)"] = in_train
-    inside_train = sum(clock.seconds.values())
-    phases["CLI: options, config, summary table"] = (end - cli_start) - inside_train
+    wrapped = sum(clock.seconds.values())
+    phases["CLI: options, config, summary table"] = (end - cli_start) - wrapped  # every wrapped call runs under main()
     return {
         "seed": seed,
         "total_s": end - process_start,
