@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(report.rich_table("memory", report.MEMORY_COLUMNS, memory_cells))
     console.print(
         report.rich_table(
-            "time to solve CartPole-v1: fastdqn (cartpole preset), SB3 (rl-zoo hyperparameters)", report.SOLVE_COLUMNS, solve_cells
+            "time to solve CartPole-v1: fastdqn (cartpole preset, each env backend), SB3 (rl-zoo hyperparameters)",
+            report.SOLVE_COLUMNS,
+            solve_cells,
         )
     )
     profile_cells = report.profile_cells(rows)

@@ -49,7 +49,9 @@ def test_import_fastdqn_and_its_config_import_no_heavy_library() -> None:
     assert loaded_after("import fastdqn\nfrom fastdqn import Config, preset\npreset('cartpole')") == []
 
 
-@pytest.mark.parametrize("argv", [("--help",), ("train", "--help"), ("eval", "--help"), ("info", "--help")])
+@pytest.mark.parametrize(
+    "argv", [("--help",), *((command, "--help") for command in ("train", "config", "eval", "plot", "compare", "info"))]
+)
 def test_cli_help_imports_no_heavy_library(argv: tuple[str, ...]) -> None:
     assert loaded_after(cli(*argv)) == []
 
