@@ -1,8 +1,8 @@
-"""The env interface: each backend's env step alone, collection through `fastdqn.train` per backend, time to solve natively.
+"""The env interface: each backend's env step alone, and collection through `fastdqn.train` per backend.
 
 Side by side in one run, so the issue's targets are ratios: native against Gymnasium collection at
-the same num_envs, collection against the env's own step rate, native time to solve against the
-Gymnasium `bench_solve` rows.
+the same num_envs, and collection against the env's own step rate. Time to solve on each backend is
+`bench_solve` (bench_train.py), which runs every seed on both.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import fastdqn
 from bench import runs
 from bench.cases import synchronize
 from bench.conftest import DEVICES, PROFILE, time_micro, time_runs
-from bench.solve import solve_run
 from fastdqn.envs import gymnasium_vector_env, make_envs
 
 BACKENDS = ["gymnasium", "torch", "torch-fused"]
@@ -90,14 +89,3 @@ def bench_collect_backend(benchmark: Any, device: str, backend: str, num_envs: i
         skip_unless_sized_for(device, backend, num_envs)
     what = f"fastdqn.train, no updates, CartPole-v1 {backend}: act + env step + replay write"
     time_runs(benchmark, collect(backend, num_envs, device, tmp_path), rounds=PROFILE.e2e_rounds, what=what)
-
-
-@pytest.mark.parametrize("seed", PROFILE.solve_seeds)
-def bench_solve_native(benchmark: Any, seed: int, tmp_path: Path) -> None:
-    figures: list[dict[str, Any]] = []
-    what = "`fastdqn train --quiet --seed S --env-backend torch`, whole process, default preset"
-    benchmark.extra_info.update(unit="s", what=what)
-    args = (*PROFILE.solve_args, "--env-backend", "torch")
-    benchmark.pedantic(lambda: figures.append(solve_run(seed, tmp_path / "runs", args)), rounds=1, iterations=1)
-    if figures:
-        benchmark.extra_info.update(figures[0])

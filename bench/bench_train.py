@@ -27,11 +27,17 @@ def bench_train_e2e(benchmark: Any, device: str, ratio: str, impl: str, num_envs
     time_runs(benchmark, run, rounds=PROFILE.e2e_rounds, what=what)
 
 
-@pytest.mark.parametrize("seed", PROFILE.solve_seeds)
-def bench_solve(benchmark: Any, seed: int, tmp_path: Path) -> None:
+SOLVES = [(seed, backend) for seed in PROFILE.solve_seeds for backend in ("gymnasium", "torch")]
+"""Each seed on both env backends, one after the other: the native / Gymnasium ratio compares runs minutes apart at most."""
+
+
+@pytest.mark.parametrize(("seed", "backend"), SOLVES)
+def bench_solve(benchmark: Any, seed: int, backend: str, tmp_path: Path) -> None:
     figures: list[dict[str, Any]] = []
-    benchmark.extra_info.update(unit="s", what="`fastdqn train --quiet --seed S`, whole process, default preset")
-    benchmark.pedantic(lambda: figures.append(solve_run(seed, tmp_path / "runs", PROFILE.solve_args)), rounds=1, iterations=1)
+    what = f"`fastdqn train --quiet --seed S --env-backend {backend}`, whole process, default preset"
+    benchmark.extra_info.update(unit="s", what=what)
+    args = (*PROFILE.solve_args, "--env-backend", backend)
+    benchmark.pedantic(lambda: figures.append(solve_run(seed, tmp_path / "runs", args)), rounds=1, iterations=1)
     if figures:
         benchmark.extra_info.update(figures[0])
 

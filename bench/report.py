@@ -221,13 +221,24 @@ def memory_cells(rows: list[Row]) -> list[list[str]]:
     return cells
 
 
-SOLVE_CASES = {"bench_solve": "fastdqn, gymnasium", "bench_solve_native": "fastdqn, torch native", "bench_solve_sb3": "SB3"}
+SOLVE_CASES = {
+    ("bench_solve", "gymnasium"): "fastdqn, gymnasium",
+    ("bench_solve", "torch"): "fastdqn, torch native",
+    ("bench_solve_sb3", None): "SB3",
+}
 """Time-to-solve cases and what each times: `fastdqn train` on either env backend, SB3's DQN with rl-zoo's hyperparameters."""
 
 
-def solve_summary(rows: list[Row], name: str) -> tuple[float | None, int, int]:
+def _is_case(row: Row, name: str, backend: str | None) -> bool:
+    """`bench_solve` rows name their env backend (rows from before it had one ran Gymnasium's)."""
+    return row.name == name and (backend is None or str(row.params.get("backend", "gymnasium")) == backend)
+
+
+def solve_summary(rows: list[Row], name: str, backend: str | None = "gymnasium") -> tuple[float | None, int, int]:
     """(median process wall s, seeds solved, seeds run) of one time-to-solve case; an unsolved seed counts its whole run."""
-    done = [row for row in rows if row.name == name and row.status == "ok"]
+    if name != "bench_solve":
+        backend = None
+    done = [row for row in rows if _is_case(row, name, backend) and row.status == "ok"]
     walls = [float(row.extra["process_wall_s"]) for row in done]
     solved = sum(row.extra.get("solved_env_steps") is not None for row in done)
     return (statistics.median(walls) if walls else None), solved, len(done)
@@ -235,9 +246,9 @@ def solve_summary(rows: list[Row], name: str) -> tuple[float | None, int, int]:
 
 def solve_cells(rows: list[Row]) -> list[list[str]]:
     cells = []
-    for name, impl in SOLVE_CASES.items():
+    for (name, backend), impl in SOLVE_CASES.items():
         for row in rows:
-            if row.name != name:
+            if not _is_case(row, name, backend):
                 continue
             e = row.extra
             if row.status != "ok":
@@ -245,8 +256,10 @@ def solve_cells(rows: list[Row]) -> list[list[str]]:
             else:
                 steps = "not solved" if e.get("solved_env_steps") is None else f"{e['solved_env_steps']:,}"
                 cells.append([impl, str(e["seed"]), f"{e['process_wall_s']:.1f}", steps])
-        median, solved, runs = solve_summary(rows, name)
-        steps_ok = [row.extra["solved_env_steps"] for row in rows if row.name == name and row.extra.get("solved_env_steps") is not None]
+        median, solved, runs = solve_summary(rows, name, backend)
+        steps_ok = [
+            row.extra["solved_env_steps"] for row in rows if _is_case(row, name, backend) and row.extra.get("solved_env_steps") is not None
+        ]
         if median is not None:
             steps = f"{statistics.median(steps_ok):,.0f}" if steps_ok else "-"
             cells.append([impl, f"median ({solved}/{runs} solved)", f"{median:.1f}", steps])
@@ -439,12 +452,8 @@ def env_targets(rows: list[Row]) -> list[tuple[str, str, str]]:
                     verdict(None if share is None else share >= goal),
                 )
             )
-    walls = {
-        name: [r.extra["process_wall_s"] for r in rows if r.name == name and r.status == "ok" and "process_wall_s" in r.extra]
-        for name in ("bench_solve", "bench_solve_native")
-    }
-    if walls["bench_solve"] and walls["bench_solve_native"]:
-        native, host = statistics.median(walls["bench_solve_native"]), statistics.median(walls["bench_solve"])
+    native, host = solve_summary(rows, "bench_solve", "torch")[0], solve_summary(rows, "bench_solve", "gymnasium")[0]
+    if native is not None and host:
         measured, ok = f"{native / host:.2f}x ({native:.1f} s vs {host:.1f} s)", native / host <= 0.6
     else:
         measured, ok = "-", None

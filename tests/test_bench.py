@@ -80,7 +80,7 @@ def test_bench_train_e2e_runs_tiny(device: str, ratio: str, impl: str, num_envs:
 
 def test_bench_solve_runs_tiny_and_parses_the_run(tmp_path: Path) -> None:
     benchmark = OneCall()
-    bench_train.bench_solve(benchmark, 1, tmp_path)
+    bench_train.bench_solve(benchmark, 1, "torch", tmp_path)
     assert benchmark.extra_info["seed"] == 1 and benchmark.extra_info["process_wall_s"] > 0
 
 

@@ -32,12 +32,6 @@ def test_bench_collect_backend_runs_tiny(backend: str, tmp_path: Path) -> None:
     assert figures["sps"] > 0 and figures["env_steps"] >= 16 * 16
 
 
-def test_bench_solve_native_runs_tiny(tmp_path: Path) -> None:
-    benchmark = OneCall()
-    bench_envs.bench_solve_native(benchmark, 1, tmp_path)
-    assert benchmark.extra_info["seed"] == 1 and benchmark.extra_info["process_wall_s"] > 0
-
-
 def test_report_env_targets_are_ratios_of_rows_measured_together() -> None:
     def case(name: str, **params: Any) -> dict[str, Any]:
         return {"name": name, "params": {"device": "cpu", **params}, "outcome": "passed"}
@@ -51,8 +45,8 @@ def test_report_env_targets_are_ratios_of_rows_measured_together() -> None:
         "c3": case("bench_collect_backend", backend="torch-fused", num_envs=256),
         "e1": case("bench_env_step", backend="gymnasium", num_envs=256),
         "e2": case("bench_env_step", backend="torch", num_envs=256),
-        "s1": case("bench_solve", seed=1),
-        "s2": case("bench_solve_native", seed=1),
+        "s1": case("bench_solve", seed=1, backend="gymnasium"),
+        "s2": case("bench_solve", seed=1, backend="torch"),
     }
     infos = {"c1": sps(400_000), "c2": sps(500_000), "c3": sps(900_000), "e1": {"unit": "s"}, "e2": {"unit": "s"}}
     infos |= {"s1": {"unit": "s", "process_wall_s": 10.0}, "s2": {"unit": "s", "process_wall_s": 5.0}}
