@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fastdqn.buffer import available_memory_bytes
+from fastdqn.buffer import ReplayBuffer, RingWriter, TensorStorage, UniformSampler, available_memory_bytes
 from fastdqn.config import ConfigError
 from fastdqn.members import MemberBatch
+from fastdqn.nstep import NStepWriter
 
 
 class MemberReplay:
@@ -124,6 +125,15 @@ class MemberReplay:
             "sampler": {"generator": self.generators[k].get_state()},
         }
 
+    def member_buffer(self, k: int) -> ReplayBuffer:
+        """Member k's ring as a `ReplayBuffer` over views of its rows (no copy); its sampler goes on
+        from where member k's stream is."""
+        sampler = UniformSampler(self.device)
+        sampler.generator.set_state(self.generators[k].get_state())
+        writer = RingWriter(self.capacity)
+        writer.cursor, writer.size = int(self.cursor[k]), int(self.size[k])
+        return ReplayBuffer(MemberRows({name: t[k] for name, t in self.fields.items()}, self.capacity, self.device), sampler, writer)
+
     def state_dict(self) -> dict[str, Any]:
         return {"members": [self.member_state(k) for k in range(self.k)]}
 
@@ -136,3 +146,59 @@ class MemberReplay:
                 t[k, :size].copy_(saved["storage"]["fields"][name])
             self.cursor[k], self.size[k] = int(saved["cursor"]), size
             self.generators[k].set_state(saved["sampler"]["generator"])
+
+
+class MemberRows(TensorStorage):
+    """One member's rows of a `MemberReplay` as a `TensorStorage`: views, nothing allocated."""
+
+    def __init__(self, fields: dict[str, Tensor], capacity: int, device: torch.device):  # no super().__init__: it would allocate
+        self.capacity, self.device, self.fields = capacity, device, fields
+
+
+class MemberNStep(NStepWriter):
+    """One n-step window over all K x N envs (envs are independent, so each keeps a single run's
+    window); `row_members` says whose each returned row is, in the order `push` returns them."""
+
+    def __init__(
+        self,
+        n_step: int,
+        gamma: float,
+        num_envs: int,
+        envs_per_member: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: torch.dtype,
+        device: torch.device,
+    ):
+        super().__init__(n_step, gamma, num_envs, obs_shape, obs_dtype, device)
+        self.envs_per_member = envs_per_member
+        self.row_members = np.zeros(0, dtype=np.int64)
+
+    def push(self, rows: Mapping[str, Tensor], reset_step: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> dict[str, Tensor]:
+        slot = self.steps % self.n_step
+        waiting = self.pending.copy()
+        waiting[slot] = ~reset_step
+        out = super().push(rows, reset_step, terminated, truncated)
+        emitted = waiting & ~self.pending  # (n, E): the rows push let go, found as it finds them
+        oldest_first = (slot + 1 + np.arange(self.n_step)) % self.n_step
+        _, env = np.nonzero(emitted[oldest_first])
+        self.row_members = env // self.envs_per_member
+        return out
+
+    def member_state(self, k: int) -> dict[str, Any]:
+        """Member k's window as a single run's `NStepWriter.state_dict()`."""
+        envs = slice(k * self.envs_per_member, (k + 1) * self.envs_per_member)
+        return {
+            "obs": self.obs[:, envs].clone(),
+            "action": self.action[:, envs].clone(),
+            "returns": self.returns[:, envs].clone(),
+            "pending": torch.from_numpy(self.pending[:, envs].copy()),
+            "steps": self.steps,
+        }
+
+    def load_member_state(self, k: int, state: Mapping[str, Any]) -> None:
+        envs = slice(k * self.envs_per_member, (k + 1) * self.envs_per_member)
+        self.obs[:, envs] = state["obs"]
+        self.action[:, envs] = state["action"]
+        self.returns[:, envs] = state["returns"]
+        self.pending[:, envs] = state["pending"].numpy()
+        self.steps = int(state["steps"])

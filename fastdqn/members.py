@@ -65,7 +65,9 @@ class MemberAgents:
     def __init__(self, cfgs: Sequence[Config], spaces: EnvSpaces, device: torch.device):
         cfg = cfgs[0]
         if cfg.network != "mlp":
-            raise ConfigError(f"network={cfg.network!r}: many runs in one process train --network mlp only; drop --network or run them one by one")
+            raise ConfigError(
+                f"network={cfg.network!r}: many runs in one process train --network mlp only; drop --network or run them one by one"
+            )
         self.cfgs = list(cfgs)
         self.k = len(cfgs)
         self.device = device

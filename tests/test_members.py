@@ -48,7 +48,10 @@ def stacked(batches: list[dict[str, torch.Tensor]]) -> MemberBatch:
     ],
 )
 def test_members_update_as_single_agents_do(changes: list[dict[str, float]]) -> None:
-    cfgs = [Config(**{"device": "cpu", "seed": s, "target_update_every": 2, "max_grad_norm": 1.0, **c}) for s, c in zip((3, 5, 7), changes, strict=True)]
+    cfgs = [
+        Config(**{"device": "cpu", "seed": s, "target_update_every": 2, "max_grad_norm": 1.0, **c})
+        for s, c in zip((3, 5, 7), changes, strict=True)
+    ]
     singles = [single_agent(c) for c in cfgs]
     members = MemberAgents(cfgs, SPACES, CPU)
     for k, agent in enumerate(singles):
