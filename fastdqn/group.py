@@ -149,7 +149,7 @@ def train_many(
     for tracker, metric, result in zip(trackers, metrics, results, strict=True):
         tracker.sink, result.metrics = metric, metric.rows
     display = GroupProgress(k, max(c.total_steps for c in cfgs)) if progress else None
-    running = np.ones(k, dtype=bool)
+    live = list(range(k))  # the members still training, in the order of the stacked tensors' slots
     status = ["running"] * k
     learning_starts = np.array([c.learning_starts for c in cfgs])
     total_steps = np.array([c.total_steps for c in cfgs])
@@ -159,10 +159,10 @@ def train_many(
     stats: dict[str, torch.Tensor] | None = None
     try:
         with stop_on_signals() as stop:
-            while running.any():
-                epsilons = [epsilon_at(c, env_steps) for c in cfgs]
-                actions = members.act(obs.view(k, n, *spaces.obs_shape), epsilons).view(-1)  # (K*N,)
-                step = _step(envs, actions, running, env_steps)
+            while live:
+                epsilons = [epsilon_at(cfgs[i], env_steps) for i in live]
+                actions = members.act(obs.view(len(live), n, *spaces.obs_shape), epsilons).view(-1)  # (K*N,)
+                step = _step(envs, actions, env_steps)
                 if nstep is None:
                     rows = step.transitions(obs, actions)
                     row_members = None if step.valid is None else np.flatnonzero(step.valid) // n
@@ -173,54 +173,63 @@ def train_many(
                 obs = step.next_obs
                 env_steps += n
                 vector_steps += 1
-                for i in _members(running):
-                    trackers[i].record(envs.member_step(step, i), env_steps)
-                learning = running & (env_steps >= learning_starts) & (replay.size >= cfg.batch_size)
+                for slot, i in enumerate(live):
+                    trackers[i].record(envs.member_step(step, slot), env_steps)
+                learning = (env_steps >= learning_starts[live]) & (replay.size >= cfg.batch_size)
                 if learning.any() and vector_steps % cfg.train_every == 0:
                     for _ in range(cfg.gradient_steps):
                         stats = members.update(replay.sample(cfg.batch_size, learning), learning)
 
-                evaluations: list[Evaluation | None] = [None] * k
+                evaluations: list[Evaluation | None] = [None] * len(live)
                 if evaluator is not None and env_steps >= next_eval:
                     next_eval += cfg.eval_every_steps
-                    evaluations = evaluator.run(members, running)
-                stopping = running & (env_steps >= total_steps)
-                for i, evaluation in enumerate(evaluations):
+                    evaluations = list(evaluator.run(members))
+                stopping = env_steps >= total_steps[live]
+                for slot, i in enumerate(live):
+                    evaluation = evaluations[slot]
                     if evaluation is not None and _record_eval(results[i], cfgs[i], evaluation, env_steps, start_time):
-                        members.export(i).save(results[i].run_dir / "best.pt")
-                    stopping[i] |= running[i] and results[i].solved_at_step is not None
+                        members.export(slot).save(results[i].run_dir / "best.pt")
+                    stopping[slot] |= results[i].solved_at_step is not None
+                failed = np.zeros(len(live), dtype=bool)
                 log_now = env_steps >= next_log
-                if log_now or stopping.any() or any(e is not None for e in evaluations):
+                if log_now or stopping.any() or evaluations[0] is not None:
                     next_log += cfg.log_every_steps if log_now else 0
-                    finite = _finite(members, stats)
-                    for i in _members(running):
-                        if not finite[i]:  # this member stops; its best.pt is kept, no final.pt is written over it
+                    failed = ~_finite(members, stats)
+                    for slot, i in enumerate(live):
+                        if failed[slot]:  # this member stops; its best.pt is kept, no final.pt is written over it
                             status[i] = f"failed: NaN/inf loss or weights before env step {env_steps}"
-                            results[i].env_steps, running[i] = env_steps, False
+                            results[i].env_steps = env_steps
                             metrics[i].close()
                             continue
                         trackers[i].flush(env_steps)
-                        member_stats = (
-                            None if stats is None or members.updates[i] == 0 else {name: value[i] for name, value in stats.items()}
-                        )
-                        metrics[i].log(env_steps, int(members.updates[i]), epsilons[i], member_stats, evaluations[i])
+                        member_stats = None if stats is None or members.updates[slot] == 0 else {name: v[slot] for name, v in stats.items()}
+                        metrics[i].log(env_steps, int(members.updates[slot]), epsilons[slot], member_stats, evaluations[slot])
                     if display is not None:
                         display.update(env_steps, results, metrics)
-                for i in _members(stopping & running):
-                    _finish(members, replay, i, results[i], metrics[i], env_steps, start_time)
-                    status[i], running[i] = "solved" if results[i].solved_at_step is not None else "total_steps", False
-                if stop.requested or (interrupt_at_step is not None and env_steps >= interrupt_at_step):
-                    for i in _members(running):
-                        _finish(members, replay, i, results[i], metrics[i], env_steps, start_time)
-                        status[i], running[i] = "interrupted", False
+                interrupted = stop.requested or (interrupt_at_step is not None and env_steps >= interrupt_at_step)
+                for slot, i in enumerate(live):
+                    if (stopping[slot] or interrupted) and not failed[slot]:
+                        _finish(members, replay, slot, results[i], metrics[i], env_steps, start_time)
+                        status[i] = "solved" if results[i].solved_at_step is not None else "interrupted" if interrupted else "total_steps"
+                if interrupted:
+                    live = []
                     write_summary(group_dir, cfgs, results, status)
                     raise TrainingInterrupted(
                         f"{stop.signal_name or 'SIGINT'} at env step {env_steps:,}: each member's final.pt written in {group_dir}",
                         group_dir,
                         128 + (stop.signal_number or 2),
                     )
+                if (stopping | failed).all():
+                    live = []
+                elif (stopping | failed).any():  # the stopped members leave the stacks: the rest go on at their cost
+                    keep = [slot for slot in range(len(live)) if not (stopping[slot] or failed[slot])]
+                    obs = obs.view(len(live), n, *spaces.obs_shape)[keep].flatten(0, 1)
+                    live = [live[slot] for slot in keep]
+                    for part in (members, replay, envs, *(x for x in (nstep, evaluator) if x is not None)):
+                        part.keep(keep)
+                    stats = None if stats is None else {name: v[keep] for name, v in stats.items()}
     finally:
-        for i in _members(running):  # stopped members closed theirs
+        for i in live:  # stopped members closed theirs
             metrics[i].close()
         if display is not None:
             display.close()
@@ -243,13 +252,9 @@ def plot_group(group_dir: Path, results: Sequence[RunResult]) -> None:
     plot_group_returns(group_dir, [r.run_dir for r in results])
 
 
-def _members(mask: np.ndarray) -> list[int]:
-    return [int(i) for i in np.flatnonzero(mask)]
-
-
-def _step(envs: MemberEnvs, actions: torch.Tensor, running: np.ndarray, env_steps: int) -> EnvStep:
+def _step(envs: MemberEnvs, actions: torch.Tensor, env_steps: int) -> EnvStep:
     try:
-        return envs.step(actions, None if running.all() else running)
+        return envs.step(actions)
     except Exception as error:
         raise TrainingFailed(f"the env raised during step at env step {env_steps}: {type(error).__name__}: {error}") from error
 

@@ -40,7 +40,6 @@ class MemberEnvs:
         backend = resolve_backend(cfg.env_id, cfg.num_envs, cfg.env_backend)
         self.native: TorchVectorEnv | None = None
         self.parts: list[GymnasiumEnv] = []
-        self.last_obs = torch.zeros(0)
         if backend == "torch":
             native = make_envs(cfg.env_id, self.num_envs, "torch", device)
             assert isinstance(native, TorchVectorEnv)
@@ -61,21 +60,14 @@ class MemberEnvs:
         """Member k's envs start from `seeds[k]` as a single run's would; obs (K*N, *obs_shape)."""
         if self.native is not None:
             return self.native.reset(seed=list(seeds))
-        self.last_obs = torch.cat([part.reset(seed=seed) for part, seed in zip(self.parts, seeds, strict=True)])
-        return self.last_obs
+        return torch.cat([part.reset(seed=seed) for part, seed in zip(self.parts, seeds, strict=True)])
 
-    def step(self, actions: Tensor, active: np.ndarray | None = None) -> EnvStep:
-        """Step every env; with `active` (K,) bool, Gymnasium envs of inactive members stand still
-        and their rows come back as no transitions (`valid` False, reward 0, not done)."""
+    def step(self, actions: Tensor) -> EnvStep:
         if self.native is not None:
             return self.native.step(actions)
         host = actions.cpu()  # one device -> host copy for every member
-        steps = [
-            part.step(host[k * self.n : (k + 1) * self.n]) if active is None or active[k] else self._standing(k)
-            for k, part in enumerate(self.parts)
-        ]
+        steps = [part.step(host[k * self.n : (k + 1) * self.n]) for k, part in enumerate(self.parts)]
         next_obs = torch.cat([s.next_obs for s in steps])
-        self.last_obs = next_obs
         valid = None
         if any(s.valid is not None for s in steps):
             valid = np.concatenate([np.ones(self.n, dtype=bool) if s.valid is None else s.valid for s in steps])
@@ -88,10 +80,22 @@ class MemberEnvs:
             valid,
         )
 
-    def _standing(self, k: int) -> EnvStep:
-        obs = self.last_obs[k * self.n : (k + 1) * self.n]
-        zeros = torch.zeros(self.n, dtype=torch.bool, device=self.device)
-        return EnvStep(obs, torch.zeros(self.n, device=self.device), zeros, zeros, obs, np.zeros(self.n, dtype=bool))
+    def keep(self, slots: Sequence[int]) -> None:
+        """Go on with the envs of the members at `slots` only, each where it is."""
+        if self.native is not None:
+            saved = self.native.state_dict()
+            rows = torch.cat([torch.arange(i * self.n, (i + 1) * self.n) for i in slots]).to(self.device)
+            native = make_envs(self.native.env_id, len(slots) * self.n, "torch", self.device)
+            assert isinstance(native, TorchVectorEnv)
+            native.load_state_dict({name: value if name == "kind" else value.index_select(0, rows) for name, value in saved.items()})
+            self.native = native
+        else:
+            for i, part in enumerate(self.parts):
+                if i not in slots:
+                    part.close()
+            self.parts = [self.parts[i] for i in slots]
+        self.k = len(slots)
+        self.num_envs = self.k * self.n
 
     def member_step(self, step: EnvStep, k: int) -> EnvStep:
         """Member k's rows of a step (views)."""
@@ -114,8 +118,8 @@ class MemberEvaluator:
         self.targets = [c.stop_at_return for c in cfgs]
 
     @torch.no_grad()
-    def run(self, members: MemberAgents, which: np.ndarray) -> list[Evaluation | None]:
-        """Evaluations of the members where `which` (K,) bool is True (None for the others).
+    def run(self, members: MemberAgents) -> list[Evaluation]:
+        """An evaluation of every member.
 
         Member k's evaluation ends where a single run's `Evaluator.run` would end it: once all its
         episodes have ended, or once their mean can no longer reach its `stop_at_return`.
@@ -125,8 +129,8 @@ class MemberEvaluator:
         returns = torch.zeros((k, n), dtype=torch.float64, device=envs.device)
         running = torch.ones((k, n), dtype=torch.bool, device=envs.device)
         limit, best_step = envs.max_episode_steps, envs.max_step_reward
-        results: list[Evaluation | None] = [None] * k
-        pending = set(np.flatnonzero(which).tolist())
+        results: list[Evaluation] = [Evaluation(np.zeros(0), False)] * k
+        pending = set(range(k))
         greedy = [0.0] * k
         steps = 0
         while pending:
@@ -151,6 +155,11 @@ class MemberEvaluator:
                     continue
                 pending.discard(member)
         return results
+
+    def keep(self, slots: Sequence[int]) -> None:
+        self.envs.keep(slots)
+        self.seeds = [self.seeds[i] for i in slots]
+        self.targets = [self.targets[i] for i in slots]
 
     def _step(self, actions: Tensor, pending: set[int], obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """reward (K, N), done (K, N) and the next obs (K*N, ...); Gymnasium envs of members whose

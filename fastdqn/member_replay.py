@@ -125,6 +125,16 @@ class MemberReplay:
             "sampler": {"generator": self.generators[k].get_state()},
         }
 
+    def keep(self, slots: Sequence[int]) -> None:
+        """Go on with the members at `slots` only; buffers handed out by `member_buffer` keep their rows."""
+        index = torch.tensor(list(slots), dtype=torch.int64, device=self.device)
+        self.fields = {name: t.index_select(0, index) for name, t in self.fields.items()}
+        self.k = len(slots)
+        self.flat = {name: t.view(self.k * self.capacity, *t.shape[2:]) for name, t in self.fields.items()}
+        self.cursor, self.size = self.cursor[list(slots)], self.size[list(slots)]
+        self.generators = [self.generators[i] for i in slots]
+        self.offsets = torch.arange(self.k, device=self.device).unsqueeze(1) * self.capacity
+
     def member_buffer(self, k: int) -> ReplayBuffer:
         """Member k's ring as a `ReplayBuffer` over views of its rows (no copy); its sampler goes on
         from where member k's stream is."""
@@ -183,6 +193,17 @@ class MemberNStep(NStepWriter):
         _, env = np.nonzero(emitted[oldest_first])
         self.row_members = env // self.envs_per_member
         return out
+
+    def keep(self, slots: Sequence[int]) -> None:
+        """Go on with the envs of the members at `slots` only."""
+        n = self.envs_per_member
+        envs = np.concatenate([np.arange(i * n, (i + 1) * n) for i in slots])
+        index = torch.from_numpy(envs).to(self.device)
+        self.obs = self.obs.index_select(1, index)
+        self.action = self.action.index_select(1, index)
+        self.returns = self.returns.index_select(1, index)
+        self.pending = self.pending[:, envs]
+        self.num_envs = envs.size
 
     def member_state(self, k: int) -> dict[str, Any]:
         """Member k's window as a single run's `NStepWriter.state_dict()`."""

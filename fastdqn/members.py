@@ -262,6 +262,33 @@ class MemberAgents:
             mixed = self.target.index_select(0, index).lerp_(self.online.index_select(0, index), self.tau.index_select(0, index))
             self.target.index_copy_(0, index, mixed)
 
+    def keep(self, slots: Sequence[int]) -> None:
+        """Go on with the members at `slots` only (the others stopped): every stacked tensor shrinks,
+        so a group's tail costs what its remaining members cost."""
+        index = torch.tensor(list(slots), dtype=torch.int64, device=self.device)
+        for name in (
+            "online",
+            "target",
+            "grad",
+            "exp_avg",
+            "exp_avg_sq",
+            "adam_steps",
+            "gamma",
+            "lr",
+            "eps",
+            "max_norm",
+            "clip_value",
+            "tau",
+        ):
+            setattr(self, name, getattr(self, name).index_select(0, index))
+        self.updates, self.target_every = self.updates[list(slots)], self.target_every[list(slots)]
+        self.cfgs = [self.cfgs[i] for i in slots]
+        self.agents = [self.agents[i] for i in slots]
+        self.generators = [self.generators[i] for i in slots]
+        self.k = len(slots)
+        self.online_weights, self.target_weights = self._views(self.online), self._views(self.target)
+        self.fused_adam = self.device.type in ("cpu", "cuda") and len({(c.learning_rate, c.adam_eps) for c in self.cfgs}) == 1
+
     def export(self, k: int) -> DQNAgent:
         """Member k as a `DQNAgent` (its weights, target, Adam state and counters copied in): to save,
         evaluate or keep using as a single agent."""
