@@ -5,6 +5,7 @@ from fastdqn.buffer import Batch, ReplayBuffer
 from fastdqn.config import Config, ConfigError, preset
 from fastdqn.envs import EnvSpaces, make_envs
 from fastdqn.evaluate import evaluate
+from fastdqn.group import train_many
 from fastdqn.run_state import RunResult
 from fastdqn.train import train
 
@@ -22,4 +23,5 @@ __all__ = [
     "make_envs",
     "preset",
     "train",
+    "train_many",
 ]

@@ -199,10 +199,20 @@ def _train(
 ) -> None:
     try:
         cfgs = build_configs(preset_name, config_file, values, seeds) if resume is None else []
+        if resume is not None and (resume / "group.json").is_file():  # a group folder: continue every member
+            from fastdqn.group_checkpoint import read_group_configs
+
+            given = sorted(name for name, value in values.items() if value is not None and name != "total_steps")
+            if given or seeds is not None:
+                raise ConfigError(
+                    f"--resume continues a group with its saved configs; only --total-steps may change (got {', '.join(given) or '--seeds'})"
+                )
+            total = values.get("total_steps")
+            cfgs = read_group_configs(resume, None if total is None else int(_option_values("total_steps", total)[0]))
     except FastDQNError as error:
         raise fail(str(error), error.exit_code) from None
-    if len(cfgs) > 1 or seeds is not None:
-        _train_group(cfgs, quiet, overwrite)
+    if len(cfgs) > 1 or seeds is not None or (resume is not None and cfgs):
+        _train_group(cfgs, quiet, overwrite, resume)
         return
     try:
         if resume is not None:
@@ -233,7 +243,7 @@ def _train(
         console.print(f"returns.png written in {time.perf_counter() - plot_start:.2f} s", highlight=False)
 
 
-def _train_group(cfgs: list[Config], quiet: bool, overwrite: bool) -> None:
+def _train_group(cfgs: list[Config], quiet: bool, overwrite: bool, resume: Path | None = None) -> None:
     """Many runs in one process (fastdqn/group.py): report each member and the group, then plot."""
     try:
         from fastdqn.group import plot_group, train_many
@@ -243,7 +253,7 @@ def _train_group(cfgs: list[Config], quiet: bool, overwrite: bool) -> None:
         require_loggers(cfgs[0].log)
         age = process_age_seconds()
         start = time.perf_counter() - age if age is not None else START
-        results = train_many(cfgs, progress=not quiet, start_time=start, overwrite=overwrite, plot=False)
+        results = train_many(cfgs, progress=not quiet, start_time=start, overwrite=overwrite, plot=False, resume=resume)
     except FastDQNError as error:
         raise fail(str(error), error.exit_code) from None
     group_dir = results[0].run_dir.parent

@@ -22,11 +22,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastdqn.checkpoint import load_checkpoint
 from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.envs import EnvStep, is_atari
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.evaluate import Evaluation
+from fastdqn.group_checkpoint import (
+    load_group_checkpoint,
+    restore_result,
+    result_state,
+    save_group_checkpoint,
+    start_time_from,
+    write_group_json,
+)
 from fastdqn.group_report import iqm, write_summary
 from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.member_replay import MemberNStep, MemberReplay
@@ -117,6 +126,7 @@ def train_many(
     overwrite: bool = False,
     interrupt_at_step: int | None = None,
     plot: bool | None = None,
+    resume: Path | None = None,
 ) -> list[RunResult]:
     """Train every config of `cfgs` as one group; returns one `RunResult` per member, in order.
 
@@ -124,8 +134,11 @@ def train_many(
         cfgs: one config per member; they may differ in `MEMBER_FIELDS` only (`check_group`).
         interrupt_at_step: behave as if SIGINT arrived at this env step (tests).
         plot: write each member's and the group's `returns.png` (default: `cfgs[0].save_plot`).
+        resume: a group folder to continue from its newest checkpoint (`cfgs` from its group.json,
+            `read_group_configs`; only total_steps may differ).
     """
     start_time = time.perf_counter() if start_time is None else start_time
+    saved = load_group_checkpoint(resume, max(c.total_steps for c in cfgs)) if resume is not None else None
     check_group(cfgs)
     cfg = cfgs[0]
     device = resolve_device(cfg.device)
@@ -139,23 +152,57 @@ def train_many(
     replay = MemberReplay([c.seed for c in cfgs], cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1)
     nstep = MemberNStep(cfg.n_step, cfg.gamma, k * n, n, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
     evaluator = MemberEvaluator(cfgs, device) if cfg.eval_every_steps else None
-    group_dir = make_group_dir(cfg, overwrite)
+    group_dir = resume if resume is not None else make_group_dir(cfg, overwrite)
+    if resume is None:
+        write_group_json(group_dir, list(cfgs))
     names = member_names(cfgs)
     cfgs = [c.replace(out_dir=str(group_dir), run_name=name) for c, name in zip(cfgs, names, strict=True)]
-    results = [RunResult(members.agents[i], replay.member_buffer(i), [], make_run_dir(c, overwrite)) for i, c in enumerate(cfgs)]
-    log_steps = -(-cfg.log_every_steps // n) + 1
-    trackers = [EpisodeTracker(n, device, log_steps) for _ in cfgs]
-    metrics = [Metrics(r.run_dir, c.total_steps, start_time, config=c) for r, c in zip(results, cfgs, strict=True)]
-    for tracker, metric, result in zip(trackers, metrics, results, strict=True):
-        tracker.sink, result.metrics = metric, metric.rows
-    display = GroupProgress(k, max(c.total_steps for c in cfgs)) if progress else None
+    run_dirs = [group_dir / name if resume is not None else make_run_dir(c, overwrite) for c, name in zip(cfgs, names, strict=True)]
+    results = [RunResult(members.agents[i], replay.member_buffer(i), [], run_dirs[i]) for i in range(k)]
     live = list(range(k))  # the members still training, in the order of the stacked tensors' slots
     status = ["running"] * k
-    learning_starts = np.array([c.learning_starts for c in cfgs])
-    total_steps = np.array([c.total_steps for c in cfgs])
     obs = envs.reset([c.seed for c in cfgs])
     env_steps = vector_steps = 0
     next_eval, next_log = cfg.eval_every_steps, cfg.log_every_steps
+    next_checkpoint = cfg.checkpoint_every_steps or max(c.total_steps for c in cfgs)
+    if saved is not None:
+        start_time = start_time_from(saved)
+        live, status = list(saved["live"]), list(saved["status"])
+        env_steps, vector_steps, next_eval, next_log, next_checkpoint = saved["counters"]
+        for i, state in enumerate(saved["results"]):
+            restore_result(results[i], state)
+            if i not in live and (results[i].run_dir / "final.pt").exists():
+                members.agents[i].load_state_dict(load_checkpoint(results[i].run_dir / "final.pt")["agent"])
+        for part in (members, replay, envs, *(x for x in (nstep, evaluator) if x is not None)):
+            part.keep(live)
+        members.load_state_dict(saved["members"])
+        if saved["replay"] is not None:
+            replay.load_state_dict(saved["replay"])
+            if nstep is not None:
+                nstep.load_state_dict(saved["nstep"])
+        if saved["envs"] is not None:
+            envs.load_state_dict(saved["envs"])
+            obs = saved["obs"].to(device)
+        else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
+            obs = envs.reset([cfgs[i].seed + env_steps for i in live])
+        torch.set_rng_state(saved["rng"])
+    log_steps = -(-cfg.log_every_steps // n) + 1
+    trackers = [EpisodeTracker(n, device, log_steps) for _ in cfgs]
+    resume_at = env_steps if saved is not None else None
+    metrics = [
+        Metrics(r.run_dir, c.total_steps, start_time, resume_at=resume_at, state=saved["metrics"][i] if saved else None, config=c)
+        for i, (r, c) in enumerate(zip(results, cfgs, strict=True))
+    ]
+    for i, (tracker, metric, result) in enumerate(zip(trackers, metrics, results, strict=True)):
+        tracker.sink, result.metrics = metric, metric.rows
+        if saved is not None and i in live and saved["envs"] is not None:
+            tracker.load_state_dict(saved["trackers"][i])
+        if i not in live:
+            metric.close()
+        tracker.log_start = env_steps
+    display = GroupProgress(k, max(c.total_steps for c in cfgs)) if progress else None
+    learning_starts = np.array([c.learning_starts for c in cfgs])
+    total_steps = np.array([c.total_steps for c in cfgs])
     stats: dict[str, torch.Tensor] | None = None
     try:
         with stop_on_signals() as stop:
@@ -208,17 +255,9 @@ def train_many(
                         display.update(env_steps, results, metrics)
                 interrupted = stop.requested or (interrupt_at_step is not None and env_steps >= interrupt_at_step)
                 for slot, i in enumerate(live):
-                    if (stopping[slot] or interrupted) and not failed[slot]:
+                    if stopping[slot] and not failed[slot]:
                         _finish(members, replay, slot, results[i], metrics[i], env_steps, start_time)
-                        status[i] = "solved" if results[i].solved_at_step is not None else "interrupted" if interrupted else "total_steps"
-                if interrupted:
-                    live = []
-                    write_summary(group_dir, cfgs, results, status)
-                    raise TrainingInterrupted(
-                        f"{stop.signal_name or 'SIGINT'} at env step {env_steps:,}: each member's final.pt written in {group_dir}",
-                        group_dir,
-                        128 + (stop.signal_number or 2),
-                    )
+                        status[i] = "solved" if results[i].solved_at_step is not None else "total_steps"
                 if (stopping | failed).all():
                     live = []
                 elif (stopping | failed).any():  # the stopped members leave the stacks: the rest go on at their cost
@@ -228,6 +267,21 @@ def train_many(
                     for part in (members, replay, envs, *(x for x in (nstep, evaluator) if x is not None)):
                         part.keep(keep)
                     stats = None if stats is None else {name: v[keep] for name, v in stats.items()}
+                if live and (env_steps >= next_checkpoint or interrupted):
+                    next_checkpoint += cfg.checkpoint_every_steps if env_steps >= next_checkpoint else 0
+                    for i in live:
+                        trackers[i].flush(env_steps)
+                    counters = [env_steps, vector_steps, next_eval, next_log, next_checkpoint]
+                    path = _checkpoint(
+                        group_dir, cfg, members, replay, nstep, envs, obs, live, status, counters, trackers, metrics, results, start_time
+                    )
+                    if interrupted:
+                        raise TrainingInterrupted(
+                            f"{stop.signal_name or 'SIGINT'} at env step {env_steps:,}: checkpoint written to {path}; "
+                            f"continue with: fastdqn train --resume {group_dir}",
+                            path,
+                            128 + (stop.signal_number or 2),
+                        )
     finally:
         for i in live:  # stopped members closed theirs
             metrics[i].close()
@@ -240,6 +294,41 @@ def train_many(
     if cfg.save_plot if plot is None else plot:
         plot_group(group_dir, results)
     return results
+
+
+def _checkpoint(
+    group_dir: Path,
+    cfg: Config,
+    members: MemberAgents,
+    replay: MemberReplay,
+    nstep: MemberNStep | None,
+    envs: MemberEnvs,
+    obs: torch.Tensor,
+    live: list[int],
+    status: list[str],
+    counters: list[int],
+    trackers: list[EpisodeTracker],
+    metrics: list[Metrics],
+    results: list[RunResult],
+    start_time: float,
+) -> Path:
+    """The whole group at this step (its stopped members as results only)."""
+    payload = {
+        "members": members.state_dict(),
+        "replay": replay.state_dict() if cfg.save_buffer else None,
+        "nstep": nstep.state_dict() if nstep is not None else None,
+        "envs": envs.state_dict(),
+        "obs": obs.cpu().clone(),
+        "live": list(live),
+        "status": list(status),
+        "counters": counters,
+        "trackers": [t.state_dict() for t in trackers],
+        "metrics": [m.state_dict() for m in metrics],
+        "results": [result_state(r) for r in results],
+        "wall_seconds": time.perf_counter() - start_time,
+        "rng": torch.get_rng_state(),
+    }
+    return save_group_checkpoint(group_dir, counters[0], cfg.checkpoint_keep, payload)
 
 
 def plot_group(group_dir: Path, results: Sequence[RunResult]) -> None:

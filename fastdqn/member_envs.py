@@ -11,7 +11,7 @@ stepped one after the other (K numpy steps, one host round trip for all), and re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,6 +97,20 @@ class MemberEnvs:
         self.k = len(slots)
         self.num_envs = self.k * self.n
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """Every env's state as plain data, or None where a Gymnasium env's cannot be read."""
+        if self.native is not None:
+            return {"native": self.native.state_dict()}
+        parts = [part.state_dict() for part in self.parts]
+        return None if any(p is None for p in parts) else {"parts": parts}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.native is not None:
+            self.native.load_state_dict(state["native"])
+            return
+        for part, saved in zip(self.parts, state["parts"], strict=True):
+            part.load_state_dict(saved)
+
     def member_step(self, step: EnvStep, k: int) -> EnvStep:
         """Member k's rows of a step (views)."""
         rows = slice(k * self.n, (k + 1) * self.n)
@@ -180,10 +194,3 @@ class MemberEvaluator:
 
     def close(self) -> None:
         self.envs.close()
-
-
-class Stopped(NamedTuple):
-    """Why a member stopped: `solved`, `total_steps` or `failed` (non-finite weights or loss)."""
-
-    reason: str
-    env_steps: int

@@ -168,3 +168,30 @@ def test_bootstrap_band_holds_the_iqm_and_is_flat_for_equal_runs() -> None:
     assert (low <= centre).all() and (centre <= high).all() and (high - low > 0).all()
     low, high = bootstrap_iqm_band(np.full((6, 3), 7.0))
     assert np.allclose(low, 7.0) and np.allclose(high, 7.0)
+
+
+@pytest.mark.parametrize(("backend", "n_step"), [("gymnasium", 1), ("torch", 3)])
+def test_an_interrupted_group_resumes_to_the_uninterrupted_result(tmp_path: Path, backend: str, n_step: int) -> None:
+    from fastdqn.group_checkpoint import read_group_configs
+    from fastdqn.train import TrainingInterrupted
+
+    def members(name: str) -> list[Config]:
+        base = small(tmp_path, run_name=name, total_steps=1200, checkpoint_every_steps=400, env_backend=backend, n_step=n_step)
+        return [base.replace(seed=1, stop_at_return=5.0), base.replace(seed=2)]
+
+    whole = train_many(members("whole"))
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train_many(members("cut"), interrupt_at_step=600)
+    assert stopped.value.exit_code == 130 and "--resume" in str(stopped.value)
+    group = tmp_path / "cut"
+    resumed = train_many(read_group_configs(group), resume=group)
+    for mine, theirs in zip(resumed, whole, strict=True):
+        drop = ("wall_s", "sps")
+        assert [{k: v for k, v in r.items() if k not in drop} for r in mine.metrics] == [
+            {k: v for k, v in r.items() if k not in drop} for r in theirs.metrics
+        ]
+        assert torch.equal(mine.agent.online.data, theirs.agent.online.data)
+        assert mine.solved_at_step == theirs.solved_at_step and mine.env_steps == theirs.env_steps
+    assert resumed[0].solved_at_step == 400 and resumed[1].env_steps == 1200
+    with (group / "summary.csv").open() as f:
+        assert [row["status"] for row in csv.DictReader(f)] == ["solved", "total_steps"]
