@@ -13,6 +13,7 @@ Layout: `out_dir/<group>/` holds one run folder per member, `summary.csv` and `r
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -115,8 +116,17 @@ def member_names(cfgs: Sequence[Config]) -> list[str]:
 
 
 def make_group_dir(cfg: Config, overwrite: bool) -> Path:
+    """`out_dir/<run_name>` (default `<env>-group-<time>`), refused when it holds something, unless `overwrite`."""
     name = cfg.run_name or f"{cfg.env_id.replace('/', '_').replace(':', '_')}-group-{datetime.now():%Y%m%d-%H%M%S-%f}"
-    return make_run_dir(cfg.replace(run_name=name), overwrite).parent / name
+    group_dir = Path(cfg.out_dir) / name
+    if group_dir.exists() and any(group_dir.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"{group_dir} already holds a run; continue it with --resume {group_dir}, replace it with --overwrite, or pick another --run-name"
+            )
+        shutil.rmtree(group_dir)
+    group_dir.mkdir(parents=True, exist_ok=True)
+    return group_dir
 
 
 def train_many(
