@@ -209,6 +209,8 @@ def _train(
                 )
             total = values.get("total_steps")
             cfgs = read_group_configs(resume, None if total is None else int(_option_values("total_steps", total)[0]))
+        elif resume is not None and seeds is not None:
+            raise ConfigError(f"--seeds starts a new group; --resume {resume} continues the run there with its own seed (drop --seeds)")
     except FastDQNError as error:
         raise fail(str(error), error.exit_code) from None
     if len(cfgs) > 1 or seeds is not None or (resume is not None and cfgs):

@@ -23,21 +23,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastdqn.checkpoint import load_checkpoint
 from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.envs import EnvStep, is_atari
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.evaluate import Evaluation
 from fastdqn.group_checkpoint import (
+    group_payload,
     load_group_checkpoint,
-    restore_result,
-    result_state,
+    restore_group,
     save_group_checkpoint,
     start_time_from,
     write_group_json,
 )
-from fastdqn.group_report import iqm, write_summary
+from fastdqn.group_report import GroupProgress, write_summary
 from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.member_replay import MemberNStep, MemberReplay
 from fastdqn.members import MemberAgents
@@ -177,25 +176,8 @@ def train_many(
     next_checkpoint = cfg.checkpoint_every_steps or max(c.total_steps for c in cfgs)
     if saved is not None:
         start_time = start_time_from(saved)
-        live, status = list(saved["live"]), list(saved["status"])
-        env_steps, vector_steps, next_eval, next_log, next_checkpoint = saved["counters"]
-        for i, state in enumerate(saved["results"]):
-            restore_result(results[i], state)
-            if i not in live and (results[i].run_dir / "final.pt").exists():
-                members.agents[i].load_state_dict(load_checkpoint(results[i].run_dir / "final.pt")["agent"])
-        for part in (members, replay, envs, *(x for x in (nstep, evaluator) if x is not None)):
-            part.keep(live)
-        members.load_state_dict(saved["members"])
-        if saved["replay"] is not None:
-            replay.load_state_dict(saved["replay"])
-            if nstep is not None:
-                nstep.load_state_dict(saved["nstep"])
-        if saved["envs"] is not None:
-            envs.load_state_dict(saved["envs"])
-            obs = saved["obs"].to(device)
-        else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
-            obs = envs.reset([cfgs[i].seed + env_steps for i in live])
-        torch.set_rng_state(saved["rng"])
+        live, status, counters, obs = restore_group(saved, cfgs, members, replay, nstep, envs, evaluator, results)
+        env_steps, vector_steps, next_eval, next_log, next_checkpoint = counters
     log_steps = -(-cfg.log_every_steps // n) + 1
     trackers = [EpisodeTracker(n, device, log_steps) for _ in cfgs]
     resume_at = env_steps if saved is not None else None
@@ -282,8 +264,9 @@ def train_many(
                     for i in live:
                         trackers[i].flush(env_steps)
                     counters = [env_steps, vector_steps, next_eval, next_log, next_checkpoint]
-                    path = _checkpoint(
-                        group_dir, cfg, members, replay, nstep, envs, obs, live, status, counters, trackers, metrics, results, start_time
+                    payload = group_payload(cfg, members, replay, nstep, envs, obs, live, status, counters, trackers, metrics, results)
+                    path = save_group_checkpoint(
+                        group_dir, env_steps, cfg.checkpoint_keep, {**payload, "wall_seconds": time.perf_counter() - start_time}
                     )
                     if interrupted:
                         raise TrainingInterrupted(
@@ -304,41 +287,6 @@ def train_many(
     if cfg.save_plot if plot is None else plot:
         plot_group(group_dir, results)
     return results
-
-
-def _checkpoint(
-    group_dir: Path,
-    cfg: Config,
-    members: MemberAgents,
-    replay: MemberReplay,
-    nstep: MemberNStep | None,
-    envs: MemberEnvs,
-    obs: torch.Tensor,
-    live: list[int],
-    status: list[str],
-    counters: list[int],
-    trackers: list[EpisodeTracker],
-    metrics: list[Metrics],
-    results: list[RunResult],
-    start_time: float,
-) -> Path:
-    """The whole group at this step (its stopped members as results only)."""
-    payload = {
-        "members": members.state_dict(),
-        "replay": replay.state_dict() if cfg.save_buffer else None,
-        "nstep": nstep.state_dict() if nstep is not None else None,
-        "envs": envs.state_dict(),
-        "obs": obs.cpu().clone(),
-        "live": list(live),
-        "status": list(status),
-        "counters": counters,
-        "trackers": [t.state_dict() for t in trackers],
-        "metrics": [m.state_dict() for m in metrics],
-        "results": [result_state(r) for r in results],
-        "wall_seconds": time.perf_counter() - start_time,
-        "rng": torch.get_rng_state(),
-    }
-    return save_group_checkpoint(group_dir, counters[0], cfg.checkpoint_keep, payload)
 
 
 def plot_group(group_dir: Path, results: Sequence[RunResult]) -> None:
@@ -388,32 +336,3 @@ def _finish(
     result.env_steps = env_steps
     result.wall_seconds = time.perf_counter() - start_time
     metrics.close()
-
-
-class GroupProgress:
-    """The rich progress line of a group: env steps, members solved so far, IQM of recent returns."""
-
-    def __init__(self, k: int, total_steps: int):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.k = k
-        self.progress = Progress(
-            TextColumn(f"[bold]train x{k}"),
-            BarColumn(),
-            TextColumn("{task.completed:>9,.0f}/{task.total:,.0f} steps"),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            auto_refresh=False,
-        )
-        self.task = self.progress.add_task("train", total=total_steps, status="")
-        self.progress.start()
-
-    def update(self, env_steps: int, results: Sequence[RunResult], metrics: Sequence[Metrics]) -> None:
-        solved = sum(r.solved_at_step is not None for r in results)
-        recent = [float(np.mean(m.recent_returns)) for m in metrics if m.recent_returns]
-        iqm_text = f"{iqm(np.array(recent)):.1f}" if recent else "-"
-        self.progress.update(self.task, completed=env_steps, status=f"{solved}/{self.k} solved  IQM return {iqm_text}")
-        self.progress.refresh()
-
-    def close(self) -> None:
-        self.progress.stop()

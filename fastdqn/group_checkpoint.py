@@ -19,8 +19,14 @@ from typing import Any
 
 import torch
 
-from fastdqn.checkpoint import CheckpointError, latest_run_checkpoint, save_atomic
+from fastdqn.checkpoint import CheckpointError, latest_run_checkpoint, load_checkpoint, save_atomic
 from fastdqn.config import Config, ConfigError
+from fastdqn.episodes import EpisodeTracker
+from fastdqn.member_envs import MemberEnvs, MemberEvaluator
+from fastdqn.member_replay import MemberNStep, MemberReplay
+from fastdqn.members import MemberAgents
+from fastdqn.metrics import Metrics
+from fastdqn.run_state import RunResult
 
 FORMAT = "fastdqn-group-1"
 
@@ -85,3 +91,69 @@ def restore_result(result: Any, state: dict[str, Any]) -> None:
 def start_time_from(payload: dict[str, Any]) -> float:
     """A start time that continues the group's wall time from the checkpoint."""
     return time.perf_counter() - float(payload["wall_seconds"])
+
+
+def group_payload(
+    cfg: Config,
+    members: MemberAgents,
+    replay: MemberReplay,
+    nstep: MemberNStep | None,
+    envs: MemberEnvs,
+    obs: torch.Tensor,
+    live: list[int],
+    status: list[str],
+    counters: list[int],
+    trackers: list[EpisodeTracker],
+    metrics: list[Metrics],
+    results: list[RunResult],
+) -> dict[str, Any]:
+    """The whole group at this step: the stacks of the members still training, every member's results."""
+    return {
+        "members": members.state_dict(),
+        "replay": replay.state_dict() if cfg.save_buffer else None,
+        "nstep": nstep.state_dict() if nstep is not None else None,
+        "envs": envs.state_dict(),
+        "obs": obs.cpu().clone(),
+        "live": list(live),
+        "status": list(status),
+        "counters": counters,
+        "trackers": [t.state_dict() for t in trackers],
+        "metrics": [m.state_dict() for m in metrics],
+        "results": [result_state(r) for r in results],
+        "rng": torch.get_rng_state(),
+    }
+
+
+def restore_group(
+    saved: dict[str, Any],
+    cfgs: list[Config],
+    members: MemberAgents,
+    replay: MemberReplay,
+    nstep: MemberNStep | None,
+    envs: MemberEnvs,
+    evaluator: MemberEvaluator | None,
+    results: list[RunResult],
+) -> tuple[list[int], list[str], list[int], torch.Tensor]:
+    """Put a group checkpoint back into freshly built parts; returns (live, status, counters, obs).
+
+    Stopped members get their results and their `final.pt` weights; the stacks keep the live ones.
+    """
+    live, status, counters = list(saved["live"]), list(saved["status"]), list(saved["counters"])
+    for i, state in enumerate(saved["results"]):
+        restore_result(results[i], state)
+        if i not in live and (results[i].run_dir / "final.pt").exists():
+            members.agents[i].load_state_dict(load_checkpoint(results[i].run_dir / "final.pt")["agent"])
+    for part in (members, replay, envs, *(x for x in (nstep, evaluator) if x is not None)):
+        part.keep(live)
+    members.load_state_dict(saved["members"])
+    if saved["replay"] is not None:
+        replay.load_state_dict(saved["replay"])
+        if nstep is not None:  # pending n-step rows only make sense with the rows before them
+            nstep.load_state_dict(saved["nstep"])
+    if saved["envs"] is not None:
+        envs.load_state_dict(saved["envs"])
+        obs = saved["obs"].to(envs.device)
+    else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
+        obs = envs.reset([cfgs[i].seed + counters[0] for i in live])
+    torch.set_rng_state(saved["rng"])
+    return live, status, counters, obs

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fastdqn.config import Config
+from fastdqn.metrics import Metrics
 from fastdqn.run_state import RunResult
 
 SUMMARY_COLUMNS = ("member", "seed", "status", "solved_at_step", "solved_at_seconds", "best_eval", "final_eval", "env_steps", "updates")
@@ -122,3 +123,32 @@ def plot_group_returns(group_dir: Path, run_dirs: Sequence[Path], out: Path | No
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+class GroupProgress:
+    """The rich progress line of a group: env steps, members solved so far, IQM of recent returns."""
+
+    def __init__(self, k: int, total_steps: int):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.k = k
+        self.progress = Progress(
+            TextColumn(f"[bold]train x{k}"),
+            BarColumn(),
+            TextColumn("{task.completed:>9,.0f}/{task.total:,.0f} steps"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            auto_refresh=False,
+        )
+        self.task = self.progress.add_task("train", total=total_steps, status="")
+        self.progress.start()
+
+    def update(self, env_steps: int, results: Sequence[RunResult], metrics: Sequence[Metrics]) -> None:
+        solved = sum(r.solved_at_step is not None for r in results)
+        recent = [float(np.mean(m.recent_returns)) for m in metrics if m.recent_returns]
+        iqm_text = f"{iqm(np.array(recent)):.1f}" if recent else "-"
+        self.progress.update(self.task, completed=env_steps, status=f"{solved}/{self.k} solved  IQM return {iqm_text}")
+        self.progress.refresh()
+
+    def close(self) -> None:
+        self.progress.stop()
