@@ -29,7 +29,8 @@ from fastdqn.config import Config
 from fastdqn.envs import EnvSpaces
 from fastdqn.members import MemberAgents, MemberBatch
 
-MEMBERS = ["single", 1, 4, 8, 32]
+MEMBERS = ["single", 1, 4, 8, 32, 64]
+"""64: the GPU target (64 members in <= 1.5x the time of one); its cpu row shows the arithmetic bound."""
 SPACES = EnvSpaces((4,), torch.float32, 2)
 GROUP_SEEDS = {"full": 8, "quick": 4, "tiny": 2}
 """Seeds of the group-vs-one-by-one case per profile."""

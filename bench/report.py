@@ -403,6 +403,25 @@ def member_targets(rows: list[Row]) -> list[tuple[str, str, str]]:
                 "-" if k != 8 else ("not measured" if ratio is None else "met" if ratio <= 2.5 else "NOT met"),
             )
         )
+    cuda_single = find(rows, "bench_update_members", device="cuda", members="single")
+    cuda_64 = find(rows, "bench_update_members", device="cuda", members=64)
+    if (
+        cuda_single is not None
+        and cuda_64 is not None
+        and cuda_single.status == cuda_64.status == "ok"
+        and cuda_single.median
+        and cuda_64.median
+    ):
+        ratio = cuda_64.median / cuda_single.median
+        out.append(
+            (
+                "cuda: K=64 stacked updates <= 1.5x one update",
+                f"{ratio:.2f}x ({fmt_time(cuda_64.median)})",
+                "met" if ratio <= 1.5 else "NOT met",
+            )
+        )
+    else:
+        out.append(("cuda: K=64 stacked updates <= 1.5x one update", "-", "not measured"))
     for backend in ("gymnasium", "torch"):
         row = find(rows, "bench_group_solve", backend=backend)
         if row is None or row.status != "ok" or "group_wall_s" not in row.extra:
