@@ -208,3 +208,34 @@ def test_a_group_of_cartpole_seeds_learns_to_solve(tmp_path: Path) -> None:
     solved = [r.solved_at_step for r in results if r.solved_at_step is not None]
     assert len(solved) >= 2, [r.best_eval_return for r in results]
     assert all(r.env_steps == r.solved_at_step for r in results if r.solved_at_step is not None)  # frozen where it solved
+
+
+def test_sigterm_checkpoints_a_group_and_the_cli_resumes_it(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, str(root / "cli.py"), "train", "--out", str(tmp_path), "--run-name", "g", "--device", "cpu", "--quiet"]
+    command += ["--no-save-plot", "--seeds", "1-2", "--num-envs", "4", "--eval-every-steps", "0", "--stop-at-return", "none"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    process = subprocess.Popen(
+        [*command, "--total-steps", "10000000", "--checkpoint-every-steps", "800"], cwd=root, env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "g" / "checkpoints").glob("step-*.pt")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "SIGTERM at env step" in stderr and f"--resume {tmp_path / 'g'}" in stderr.replace("\n", "")
+    step = int(sorted((tmp_path / "g" / "checkpoints").glob("step-*.pt"))[-1].stem.removeprefix("step-"))
+    resumed = runner.invoke(app, ["train", "--resume", str(tmp_path / "g"), "--total-steps", str(step + 400), "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    for member in ("s1", "s2"):
+        with (tmp_path / "g" / member / "metrics.csv").open() as f:
+            steps = [int(row["env_steps"]) for row in csv.DictReader(f)]
+        assert steps == sorted(set(steps)) and steps[-1] == step + 400  # no duplicated or missing rows
