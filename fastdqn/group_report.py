@@ -111,10 +111,10 @@ def plot_group_returns(group_dir: Path, run_dirs: Sequence[Path], out: Path | No
         low, high = bootstrap_iqm_band(curves[:, known])
         ax.plot(steps[known], mean, color=colour, linewidth=2.0, label=f"{arm}: IQM of {len(dirs)} runs")
         ax.fill_between(steps[known], low, high, color=colour, alpha=0.2, linewidth=0)
-    seeds = json.loads((run_dirs[0] / "config.json").read_text()).get("env_id", "")
+    env_id = json.loads((run_dirs[0] / "config.json").read_text()).get("env_id", "")
     ax.set_xlabel("env steps")
     ax.set_ylabel("greedy evaluation return")
-    ax.set_title(f"{group_dir.name} ({seeds}): IQM, 95% bootstrap band")
+    ax.set_title(f"{group_dir.name} ({env_id}): IQM, 95% bootstrap band")
     ax.grid(alpha=0.3)
     if arms:
         ax.legend(loc="best")
