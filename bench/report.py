@@ -408,7 +408,7 @@ def targets(rows: list[Row]) -> list[tuple[str, str, str]]:
                 verdict(None if seconds is None else seconds < 1.0),
             )
         )
-    return out + env_targets(rows)
+    return out + env_targets(rows) + member_targets(rows)
 
 
 NATIVE_COLLECTION_GOALS = {16: 0.8, 256: 2.0, 4096: 5.0}
@@ -458,6 +458,77 @@ def env_targets(rows: list[Row]) -> list[tuple[str, str, str]]:
     else:
         measured, ok = "-", None
     out.append(("native time to solve <= 0.6x Gymnasium's (median process wall)", measured, verdict(ok)))
+    return out
+
+
+def member_targets(rows: list[Row]) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for bench_members.py: stacked updates against one, a group against its seeds one by one."""
+    out: list[tuple[str, str, str]] = []
+    single = find(rows, "bench_update_members", device="cpu", members="single")
+    for k in (1, 4, 8, 32):
+        row = find(rows, "bench_update_members", device="cpu", members=k)
+        ok = single is not None and row is not None and row.status == "ok" and single.status == "ok"
+        ratio = row.median / single.median if ok and row is not None and single is not None and row.median and single.median else None
+        measured = "-" if ratio is None or row is None else f"{ratio:.2f}x one update ({fmt_time(row.median)})"
+        out.append(
+            (
+                f"K={k} stacked updates (MLP 2x64, batch 64)" + (" <= 2.5x one update" if k == 8 else ""),
+                measured,
+                "-" if k != 8 else ("not measured" if ratio is None else "met" if ratio <= 2.5 else "NOT met"),
+            )
+        )
+    cuda_single = find(rows, "bench_update_members", device="cuda", members="single")
+    cuda_64 = find(rows, "bench_update_members", device="cuda", members=64)
+    if (
+        cuda_single is not None
+        and cuda_64 is not None
+        and cuda_single.status == cuda_64.status == "ok"
+        and cuda_single.median
+        and cuda_64.median
+    ):
+        ratio = cuda_64.median / cuda_single.median
+        out.append(
+            (
+                "cuda: K=64 stacked updates <= 1.5x one update",
+                f"{ratio:.2f}x ({fmt_time(cuda_64.median)})",
+                "met" if ratio <= 1.5 else "NOT met",
+            )
+        )
+    else:
+        out.append(("cuda: K=64 stacked updates <= 1.5x one update", "-", "not measured"))
+    for backend in ("gymnasium", "torch"):
+        row = find(rows, "bench_group_solve", backend=backend)
+        if row is None or row.status != "ok" or "group_wall_s" not in row.extra:
+            out.append((f"group of seeds, {backend} envs: wall <= 2x the median single-seed wall", "-", "not measured"))
+            continue
+        e = row.extra
+        ratio = e["group_wall_s"] / e["single_median_wall_s"]
+        out.append(
+            (
+                f"{e['seeds']} seeds as one group, {backend} envs: wall <= 2x the median single-seed wall",
+                f"{ratio:.2f}x ({e['group_wall_s']:.1f} s vs {e['single_median_wall_s']:.1f} s; one by one {sum(e['single_walls_s']):.1f} s)",
+                "met" if ratio <= 2 else "NOT met",
+            )
+        )
+        group = [s for s in e["group_solved_steps"] if s is not None]
+        single = [s for s in e["single_solved_steps"] if s is not None]
+        enough = len(group) >= e["seeds"] - e["seeds"] // 8
+        out.append(
+            (
+                f"group members solve ({backend}): >= {e['seeds'] - e['seeds'] // 8} of {e['seeds']}",
+                f"{len(group)} of {e['seeds']}",
+                "met" if enough else "NOT met",
+            )
+        )
+        if group and single:
+            shift = statistics.median(group) / statistics.median(single) - 1
+            out.append(
+                (
+                    f"group median env steps to solve within ±25% of the single runs' ({backend})",
+                    f"{shift:+.0%} ({statistics.median(group):,.0f} vs {statistics.median(single):,.0f})",
+                    "met" if abs(shift) <= 0.25 else "NOT met",
+                )
+            )
     return out
 
 

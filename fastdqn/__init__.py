@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from fastdqn.config import Config, ConfigError, preset
     from fastdqn.envs import EnvSpaces, make_envs
     from fastdqn.evaluate import evaluate
+    from fastdqn.group import train_many
     from fastdqn.run_state import RunResult
     from fastdqn.train import train
 
@@ -35,6 +36,7 @@ _HOMES = {
     "make_envs": "fastdqn.envs",
     "preset": "fastdqn.config",
     "train": "fastdqn.train",
+    "train_many": "fastdqn.group",
 }
 """Each public name and the module it lives in."""
 
@@ -50,6 +52,7 @@ __all__ = [
     "make_envs",
     "preset",
     "train",
+    "train_many",
 ]
 
 

@@ -79,9 +79,10 @@ def _train_options() -> list[inspect.Parameter]:
         if f.name in NOT_OPTIONS:
             continue
         hint = hints[f.name]
-        base: Any = hint if hint in (int, float, bool) else str
+        base: Any = bool if hint is bool else str  # numbers arrive as text: `--learning-rate 1e-3,5e-3` is a grid (build_configs)
         if hint == tuple[str, ...]:
             base = list[str]  # a repeatable option: --log tensorboard --log wandb (or --log tensorboard,wandb)
+        metavar = {int: "INTEGER", float: "FLOAT"}.get(hint)
         flags = FLAG_NAMES.get(f.name, ["--" + f.name.replace("_", "-")])
         if base is bool:
             flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
@@ -90,7 +91,8 @@ def _train_options() -> list[inspect.Parameter]:
             default_value = ", ".join(default_value) or "none"
         help_text = f"{docs.get(f.name, '')} [cartpole preset: {default_value}]"
         # built at runtime from the field's type, so it goes through Any rather than a static annotation
-        annotation = cast(Any, Annotated)[base | None, typer.Option(*flags, help=help_text, show_default=False)]
+        option = typer.Option(*flags, help=help_text, show_default=False, metavar=f"{metavar}[,...]" if metavar else None)
+        annotation = cast(Any, Annotated)[base | None, option]
         parameters.append(_keyword(f.name, None, annotation))
     return parameters
 
@@ -110,22 +112,111 @@ def build_config(preset_name: str | None, config_file: Path | None, values: dict
         cfg = Config.load(config_file)
     else:
         raise ConfigError(f"--config {config_file}: no such file; pass a run.toml (see `fastdqn config`) or a run's config.json")
-    hints = typing.get_type_hints(Config)
     changes: dict[str, Any] = dict(file_values)  # the options below override the file
     for name, value in values.items():
         if value is None:
             continue
-        if hints[name] == (float | None):
-            value = _parse_optional_float(name, value)
-        elif hints[name] == (str | None) and str(value).lower() == "none":
-            value = None
-        elif hints[name] == tuple[str, ...]:
-            value = tuple(part.strip() for item in value for part in item.split(",") if part.strip())
-        changes[name] = value
+        parsed = _option_values(name, value)
+        if len(parsed) > 1:
+            raise ConfigError(
+                f"--{name.replace('_', '-')} {value} gives {len(parsed)} values; `fastdqn train` trains a grid of them, here give one"
+            )
+        changes[name] = parsed[0]
     return cfg.replace(**changes)
 
 
-def _train(preset_name: str | None, config_file: Path | None, quiet: bool, resume: Path | None, overwrite: bool, **values: Any) -> None:
+NOT_LISTS = {"out_dir", "run_name", "wandb_project", "wandb_entity", "log"}
+"""Text options whose value may hold a comma: never split into a grid."""
+
+
+def _option_values(name: str, value: Any) -> list[Any]:
+    """An option's value(s) as the Config field's type; `1e-3,5e-3` gives two (a grid)."""
+    hint = typing.get_type_hints(Config)[name]
+    if hint == tuple[str, ...]:
+        return [tuple(part.strip() for item in value for part in item.split(",") if part.strip())]
+    if not isinstance(value, str):
+        return [value]  # a library caller's typed value, or a flag
+    parts = [value] if name in NOT_LISTS else [part.strip() for part in value.split(",")]
+    parsed: list[Any] = []
+    for part in parts:
+        if hint == (float | None):
+            parsed.append(_parse_optional_float(name, part))
+        elif hint in (int, float):
+            try:
+                parsed.append(hint(part))
+            except ValueError:
+                kind = "an integer" if hint is int else "a number"
+                raise ConfigError(f"--{name.replace('_', '-')} {part!r} is not {kind}") from None
+        elif hint == (str | None) and part.lower() == "none":
+            parsed.append(None)
+        else:
+            parsed.append(part)
+    return parsed
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`1-8`, `1,4,9` or `1-4,9` -> the seeds, in order, each once."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            first, dash, last = part.partition("-")
+            low, high = int(first), int(last) if dash else int(first)
+            if high < low:
+                raise ValueError
+            seeds.extend(range(low, high + 1))
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r} is not a seed list; write it as 1-8, 1,4,9 or 1-4,9") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r} must name each seed once; write it as 1-8, 1,4,9 or 1-4,9")
+    return seeds
+
+
+def build_configs(preset_name: str | None, config_file: Path | None, values: dict[str, Any], seeds: str | None) -> list[Config]:
+    """The configs to train: one, or the grid of every option given several values, times `--seeds`
+    (seeds vary fastest, so the members of one grid value sit together)."""
+    grid = {name: _option_values(name, value) for name, value in values.items() if value is not None}
+    listed = {name: options for name, options in grid.items() if len(options) > 1}
+    if seeds is not None:
+        if "seed" in grid:
+            raise ConfigError("give --seed or --seeds, not both")
+        listed["seed"] = list(parse_seeds(seeds))
+    base = build_config(preset_name, config_file, {name: options[0] for name, options in grid.items() if name not in listed})
+    if not listed:
+        return [base]
+    from fastdqn.group import SHAPE_FIELDS
+
+    shaped = [name for name in listed if name in SHAPE_FIELDS]
+    if shaped:
+        raise ConfigError(
+            f"{', '.join('--' + n.replace('_', '-') for n in shaped)} change tensor shapes and cannot take several values in one group; "
+            "run one `fastdqn train` per value"
+        )
+    names = list(listed)
+    return [base.replace(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*(listed[n] for n in names))]
+
+
+def _train(
+    preset_name: str | None, config_file: Path | None, quiet: bool, resume: Path | None, overwrite: bool, seeds: str | None, **values: Any
+) -> None:
+    try:
+        cfgs = build_configs(preset_name, config_file, values, seeds) if resume is None else []
+        if resume is not None and (resume / "group.json").is_file():  # a group folder: continue every member
+            from fastdqn.group_checkpoint import read_group_configs
+
+            given = sorted(name for name, value in values.items() if value is not None and name != "total_steps")
+            if given or seeds is not None:
+                raise ConfigError(
+                    f"--resume continues a group with its saved configs; only --total-steps may change (got {', '.join(given) or '--seeds'})"
+                )
+            total = values.get("total_steps")
+            cfgs = read_group_configs(resume, None if total is None else int(_option_values("total_steps", total)[0]))
+        elif resume is not None and seeds is not None:
+            raise ConfigError(f"--seeds starts a new group; --resume {resume} continues the run there with its own seed (drop --seeds)")
+    except FastDQNError as error:
+        raise fail(str(error), error.exit_code) from None
+    if len(cfgs) > 1 or seeds is not None or (resume is not None and cfgs):
+        _train_group(cfgs, quiet, overwrite, resume)
+        return
     try:
         if resume is not None:
             given = sorted(name for name, value in values.items() if value is not None and name != "total_steps")
@@ -153,6 +244,42 @@ def _train(preset_name: str | None, config_file: Path | None, quiet: bool, resum
         plot_start = time.perf_counter()
         plot_run(result.run_dir)
         console.print(f"returns.png written in {time.perf_counter() - plot_start:.2f} s", highlight=False)
+
+
+def _train_group(cfgs: list[Config], quiet: bool, overwrite: bool, resume: Path | None = None) -> None:
+    """Many runs in one process (fastdqn/group.py): report each member and the group, then plot."""
+    try:
+        from fastdqn.group import plot_group, train_many
+        from fastdqn.loggers import require_loggers
+        from fastdqn.sysinfo import process_age_seconds
+
+        require_loggers(cfgs[0].log)
+        age = process_age_seconds()
+        start = time.perf_counter() - age if age is not None else START
+        results = train_many(cfgs, progress=not quiet, start_time=start, overwrite=overwrite, plot=False, resume=resume)
+    except FastDQNError as error:
+        raise fail(str(error), error.exit_code) from None
+    group_dir = results[0].run_dir.parent
+    table = Table(title=f"fastdqn · {cfgs[0].env_id} · {len(cfgs)} runs in one process")
+    for column in ("run", "env steps", "solved at", "best eval", "last eval"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for result in results:
+        last = result.eval_history[-1][1] if result.eval_history else None
+        table.add_row(
+            result.run_dir.name,
+            f"{result.env_steps:,}",
+            "-" if result.solved_at_step is None else f"{result.solved_at_step:,}",
+            "-" if result.best_eval_return is None else f"{result.best_eval_return:.1f}",
+            "-" if last is None else f"{last:.1f}",
+        )
+    console.print(table)
+    wall = max(r.wall_seconds for r in results)
+    solved = sum(r.solved_at_step is not None for r in results)
+    console.print(f"{solved}/{len(results)} solved; wall {wall:.2f} s (process start included); group folder {group_dir}", highlight=False)
+    if cfgs[0].save_plot:
+        plot_start = time.perf_counter()
+        plot_group(group_dir, results)
+        console.print(f"returns.png written for each run and the group in {time.perf_counter() - plot_start:.2f} s", highlight=False)
 
 
 def _report_run(cfg: Config, result: RunResult) -> None:
@@ -187,6 +314,18 @@ def _make_train_command() -> Callable[..., None]:
             "resume", None, Annotated[Path | None, typer.Option("--resume", help="Continue this run folder from its newest checkpoint.")]
         ),
         _keyword("overwrite", False, Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder of the same name.")]),
+        _keyword(
+            "seeds",
+            None,
+            Annotated[
+                str | None,
+                typer.Option(
+                    "--seeds",
+                    help="Train these seeds together in one process, e.g. 1-8 or 1,4,9; with an option given several values "
+                    "(--learning-rate 1e-3,5e-3) every combination trains together.",
+                ),
+            ],
+        ),
     ]
     train_command.__dict__["__signature__"] = inspect.Signature(fixed + _train_options())  # typer reads the options from it
     train_command.__doc__ = "Train a DQN agent; every option defaults to the chosen preset's value."

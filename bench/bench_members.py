@@ -1,0 +1,120 @@
+"""Many runs in one process: K stacked updates against one update, and a group of seeds against the same seeds one by one.
+
+`bench_update_members[K]` times one stacked update of K members (MLP 2x64, batch 64, a fixed
+batch per member, as `bench_update` times one) and `[single]` one `DQNAgent.update` on the same
+shapes, so the report can give K = 1, 4, 8, 32 as multiples of one update. `bench_group_solve`
+runs `fastdqn train --quiet --seeds 1-8` as one process and then the same seeds one after another
+(`--seed S`), each a whole process timed from start to exit, and records walls and env steps to
+solve side by side.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from bench.cases import synchronize
+from bench.conftest import DEVICES, PROFILE, time_micro
+from bench.solve import first_solve
+from fastdqn.agent import DQNAgent
+from fastdqn.config import Config
+from fastdqn.envs import EnvSpaces
+from fastdqn.members import MemberAgents, MemberBatch
+
+MEMBERS = ["single", 1, 4, 8, 32, 64]
+"""64: the GPU target (64 members in <= 1.5x the time of one); its cpu row shows the arithmetic bound."""
+SPACES = EnvSpaces((4,), torch.float32, 2)
+GROUP_SEEDS = {"full": 8, "quick": 4, "tiny": 2}
+"""Seeds of the group-vs-one-by-one case per profile."""
+CLI = Path(__file__).resolve().parents[1] / "cli.py"
+"""This checkout's `fastdqn` app (the venv's `fastdqn` script may point at another checkout)."""
+
+
+def cartpole_rows(batch_size: int, device: str, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    rows = {
+        "obs": torch.randn(batch_size, 4, generator=g),
+        "action": torch.randint(0, 2, (batch_size,), generator=g),
+        "reward": torch.ones(batch_size),
+        "next_obs": torch.randn(batch_size, 4, generator=g),
+        "terminated": torch.rand(batch_size, generator=g) < 0.05,
+    }
+    return {name: value.to(device) for name, value in rows.items()}
+
+
+@pytest.mark.parametrize("members", MEMBERS)
+@pytest.mark.parametrize("device", DEVICES)
+def bench_update_members(benchmark: Any, device: str, members: str | int) -> None:
+    cfg = Config(device=device, hidden_dim=64, batch_size=64)
+    if members == "single":
+        agent = DQNAgent(cfg.replace(compile="off"), SPACES, device)
+        batch = cartpole_rows(64, device, 0)
+
+        def update() -> None:
+            agent.update(batch)
+            synchronize(device)
+
+        what = "one DQNAgent update, MLP 2x64, batch 64"
+    else:
+        assert isinstance(members, int)
+        stacked = MemberAgents([cfg.replace(seed=s) for s in range(members)], SPACES, torch.device(device))
+        rows = [cartpole_rows(64, device, s) for s in range(members)]
+        batch_k = MemberBatch({name: torch.stack([r[name] for r in rows]) for name in rows[0]})
+        active = np.ones(members, dtype=bool)
+
+        def update() -> None:
+            stacked.update(batch_k, active)
+            synchronize(device)
+
+        what = f"{members} members' stacked update, MLP 2x64, batch 64 each"
+    time_micro(benchmark, update, iterations=1, what=what)
+
+
+def _train(args: list[str], out: Path, timeout: float) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(CLI), "train", "--quiet", "--out", str(out), *args], capture_output=True, text=True, timeout=timeout
+    )
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"fastdqn train {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-600:]}")
+    return wall
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "torch"])
+def bench_group_solve(benchmark: Any, backend: str, tmp_path: Path) -> None:
+    """The cartpole preset, solving: K seeds as one group, then the same seeds one by one, each a whole process."""
+    k = GROUP_SEEDS[PROFILE.name]
+    common = ["--env-backend", backend, "--device", "cpu", *PROFILE.solve_args]
+    figures: dict[str, Any] = {}
+
+    def run() -> None:
+        group_wall = _train(["--seeds", f"1-{k}", "--run-name", "group", *common], tmp_path / "group", timeout=900)
+        member_dirs = sorted(p for p in (tmp_path / "group" / "group").iterdir() if p.is_dir())
+        singles = []
+        for seed in range(1, k + 1):
+            wall = _train(["--seed", str(seed), "--run-name", f"s{seed}", *common], tmp_path / "single", timeout=300)
+            singles.append((wall, first_solve(tmp_path / "single" / f"s{seed}" / "metrics.csv")[0]))
+        group_steps = [first_solve(d / "metrics.csv")[0] for d in member_dirs]
+        figures.update(
+            group_wall_s=group_wall,
+            single_walls_s=[w for w, _ in singles],
+            single_median_wall_s=statistics.median(w for w, _ in singles),
+            group_solved_steps=group_steps,
+            single_solved_steps=[s for _, s in singles],
+            seeds=k,
+        )
+
+    benchmark.extra_info.update(
+        unit="s", what=f"`fastdqn train --seeds 1-{k}` against --seed 1..{k} one by one, {backend} envs, whole processes"
+    )
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(figures)

@@ -1,0 +1,324 @@
+"""K Q-networks trained as one: parameters, targets and Adam state with a leading member axis.
+
+Why: on a CPU, each op of a small MLP update costs mostly fixed overhead, and on a GPU one run
+leaves the device idle, so K updates done as batched matmuls (`torch.bmm`) cost little more than
+one. The TD loss's backward is the written-out one of `backprop.py`, batched over members.
+
+Member k is the run its `Config` describes, on its own: its initial weights are those
+`DQNAgent(cfg_k)` draws after `torch.manual_seed(seed_k)`, and its exploration draws from its own
+`torch.Generator` seeded as the single run's agent seeds it, so member k acts, updates and syncs
+its target exactly as a single run with its config does (to float tolerance: batched matmuls sum in
+another order). Values that change no tensor shape may differ between members: learning rate, Adam
+eps, gamma, epsilon schedule, target period, tau and gradient clipping, each held as a (K,) tensor
+or a host array here.
+
+Shapes: K = members, B = batch, N = envs per member, H = hidden, A = actions, P = parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fastdqn.agent import DQNAgent
+from fastdqn.config import Config, ConfigError
+from fastdqn.envs import EnvSpaces
+from fastdqn.networks import MLP
+
+
+def _stack(values: Sequence[float], device: torch.device) -> Tensor:
+    return torch.tensor(list(values), dtype=torch.float32, device=device).unsqueeze(1)  # (K, 1)
+
+
+class MemberBatch:
+    """Sampled transitions of every member, (K, B, ...) on the device; `discount` for n-step rows only."""
+
+    def __init__(self, fields: dict[str, Tensor]):
+        self.obs = fields["obs"]  # (K, B, *obs_shape)
+        self.action = fields["action"]  # (K, B) int64
+        self.reward = fields["reward"]  # (K, B) float32
+        self.next_obs = fields["next_obs"]  # (K, B, *obs_shape)
+        self.terminated = fields["terminated"]  # (K, B) bool
+        self.discount = fields.get("discount")  # (K, B) float32 or None
+
+
+class MemberAgents:
+    """K MLP Q-networks stacked along a leading axis, with their targets and Adam state.
+
+    Args:
+        cfgs: one config per member; they must agree on every field that changes a tensor shape or
+            the update's code path (checked by `fastdqn.group.check_group`).
+        spaces: the env's observation and action spaces.
+        device: where every tensor lives.
+    Attributes:
+        agents: one `DQNAgent` per member, built as a single run builds it. They hold each member's
+            initial weights and are what `export` fills for saving and evaluating a member; the
+            training state itself lives in the stacked tensors.
+        online, target: (K, P) float32 flat parameters (the order of `MLP.weights()`).
+    """
+
+    def __init__(self, cfgs: Sequence[Config], spaces: EnvSpaces, device: torch.device):
+        cfg = cfgs[0]
+        if cfg.network != "mlp":
+            raise ConfigError(
+                f"network={cfg.network!r}: many runs in one process train --network mlp only; drop --network or run them one by one"
+            )
+        self.cfgs = list(cfgs)
+        self.k = len(cfgs)
+        self.device = device
+        self.n_actions = spaces.n_actions
+        self.agents: list[DQNAgent] = []
+        for member in self.cfgs:
+            torch.manual_seed(member.seed)  # what a single run's seed_everything leaves for DQNAgent's init
+            self.agents.append(DQNAgent(member.replace(compile="off"), spaces, device))
+        self.online = torch.stack([a.online.data for a in self.agents])  # (K, P)
+        self.target = torch.stack([a.target.data for a in self.agents])  # (K, P)
+        self.grad = torch.zeros_like(self.online)
+        self.exp_avg = torch.zeros_like(self.online)
+        self.exp_avg_sq = torch.zeros_like(self.online)
+        self.adam_steps = torch.zeros(self.k, dtype=torch.float32, device=device)  # (K,) Adam steps taken
+        self.updates = np.zeros(self.k, dtype=np.int64)  # gradient steps per member, on the host
+        self.generators = [a.generator for a in self.agents]  # each seeded seed_k + 1, as the single run's
+        first = self.agents[0].q_network
+        assert isinstance(first, MLP)
+        self.shapes = [tuple(w.shape) for w in first.weights()]
+        self.online_weights = self._views(self.online)
+        self.target_weights = self._views(self.target)
+        self.gamma = _stack([c.gamma for c in cfgs], device)
+        self.lr = _stack([c.learning_rate for c in cfgs], device)
+        self.eps = _stack([c.adam_eps for c in cfgs], device)
+        self.max_norm = torch.tensor([c.max_grad_norm or float("inf") for c in cfgs], device=device)  # (K,); inf: off
+        self.clip_value = _stack([c.grad_clip_value or float("inf") for c in cfgs], device)
+        self.clip_values = any(c.grad_clip_value > 0 for c in cfgs)
+        self.clip_norms = any(c.max_grad_norm > 0 for c in cfgs)
+        self.tau = _stack([c.tau for c in cfgs], device)
+        self.hard_sync = all(c.tau >= 1.0 for c in cfgs)
+        self.target_every = np.array([c.target_update_every for c in cfgs], dtype=np.int64)
+        self.fused_adam = device.type in ("cpu", "cuda") and len({(c.learning_rate, c.adam_eps) for c in cfgs}) == 1
+        self.double_dqn = cfg.double_dqn
+        self.huber = cfg.loss == "huber"
+
+    def _views(self, flat: Tensor) -> list[Tensor]:
+        """Views into `flat` (K, P), built once (in-place steps and syncs show through them): each
+        weight as (K, out, in), then each layer as the (K, in, out) transpose and the (K, 1, out) bias
+        that `baddbmm` takes, which saves a dozen view ops per forward."""
+        views, offset = [], 0
+        for shape in self.shapes:
+            n = int(np.prod(shape))
+            views.append(flat[:, offset : offset + n].view(self.k, *shape))
+            offset += n
+        w1, b1, w2, b2, w3, b3 = views
+        return [*views, w1.transpose(1, 2), b1.unsqueeze(1), w2.transpose(1, 2), b2.unsqueeze(1), w3.transpose(1, 2), b3.unsqueeze(1)]
+
+    @staticmethod
+    def q_values(weights: Sequence[Tensor], obs: Tensor) -> Tensor:
+        """Q (K, B, A) of obs (K, B, *obs_shape) under stacked MLP weights (`_views`)."""
+        w1t, b1, w2t, b2, w3t, b3 = weights[6:]
+        x = obs if obs.dim() == 3 and obs.dtype == torch.float32 else obs.flatten(2).float()  # (K, B, D)
+        h = torch.baddbmm(b1, x, w1t).relu_()
+        h = torch.baddbmm(b2, h, w2t).relu_()
+        return torch.baddbmm(b3, h, w3t)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, epsilons: Sequence[float]) -> Tensor:
+        """Epsilon-greedy actions (K, N) int64 for obs (K, N, *obs_shape); member k explores with
+        its own generator and `epsilons[k]`, drawing what a single run's `DQNAgent.act` draws."""
+        greedy = self.q_values(self.online_weights, obs).argmax(dim=2)  # (K, N)
+        n = greedy.shape[1]
+        if all(e <= 0.0 for e in epsilons):
+            return greedy
+        randoms, explores = [], []
+        for generator, epsilon in zip(self.generators, epsilons, strict=True):
+            if epsilon <= 0.0:  # the single run draws nothing then
+                randoms.append(torch.zeros(n, dtype=torch.int64, device=self.device))
+                explores.append(torch.zeros(n, dtype=torch.bool, device=self.device))
+                continue
+            randoms.append(torch.randint(0, self.n_actions, (n,), generator=generator, device=self.device))
+            explores.append(torch.rand(n, generator=generator, device=self.device) < epsilon)
+        return torch.where(torch.stack(explores), torch.stack(randoms), greedy)
+
+    @torch.no_grad()
+    def td_target(self, batch: MemberBatch) -> Tensor:
+        """(K, B) `r + gamma_k Q_target(s', a*)`, a* from the online net with Double DQN; n-step rows
+        bootstrap with their own `discount` (already 0 after a terminal)."""
+        next_q_target = self.q_values(self.target_weights, batch.next_obs)  # (K, B, A)
+        if self.double_dqn:
+            next_action = self.q_values(self.online_weights, batch.next_obs).argmax(dim=2, keepdim=True)
+            next_value = next_q_target.gather(2, next_action).squeeze(2)  # (K, B)
+        else:
+            next_value = next_q_target.amax(dim=2)
+        if batch.discount is not None:
+            return batch.reward + batch.discount * next_value
+        return batch.reward + (self.gamma * next_value).masked_fill_(batch.terminated, 0.0)
+
+    @torch.no_grad()
+    def _loss_and_grad(self, batch: MemberBatch, td_target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Loss (K,), mean Q (K,) and td_error (K, B); d loss / d weights written into `grad` (K, P).
+
+        `backprop.mlp_td_backward` with a member axis: every mm is a bmm over K.
+        """
+        _, _, w2, _, w3, _, w1t, b1, w2t, b2, w3t, b3 = self.online_weights
+        obs = batch.obs
+        x = obs if obs.dim() == 3 and obs.dtype == torch.float32 else obs.flatten(2).float()  # (K, B, D)
+        h1 = torch.baddbmm(b1, x, w1t).relu_()  # (K, B, H)
+        h2 = torch.baddbmm(b2, h1, w2t).relu_()  # (K, B, H)
+        q_all = torch.baddbmm(b3, h2, w3t)  # (K, B, A)
+        index = batch.action.unsqueeze(2)  # (K, B, 1)
+        q = q_all.gather(2, index).squeeze(2)  # (K, B)
+        td_error = td_target - q
+        batch_size = q.shape[1]
+        if self.huber:
+            loss = F.smooth_l1_loss(q, td_target, reduction="none").mean(dim=1)
+            grad_q = td_error.clamp(-1.0, 1.0).mul_(-1.0 / batch_size)
+        else:
+            loss = td_error.square().mean(dim=1)
+            grad_q = td_error.mul(-2.0 / batch_size)
+        grad_head = torch.zeros_like(q_all).scatter_(2, index, grad_q.unsqueeze(2))  # (K, B, A)
+        grad_z2 = torch.bmm(grad_head, w3).mul_(h2.sign())  # (K, B, H): through the ReLU
+        grad_z1 = torch.bmm(grad_z2, w2).mul_(h1.sign())
+        torch.cat(
+            [
+                torch.bmm(grad_z1.transpose(1, 2), x).flatten(1),
+                grad_z1.sum(dim=1),
+                torch.bmm(grad_z2.transpose(1, 2), h1).flatten(1),
+                grad_z2.sum(dim=1),
+                torch.bmm(grad_head.transpose(1, 2), h2).flatten(1),
+                grad_head.sum(dim=1),
+            ],
+            dim=1,
+            out=self.grad,
+        )
+        return loss, q.mean(dim=1), td_error
+
+    @torch.no_grad()
+    def update(self, batch: MemberBatch, active: np.ndarray) -> dict[str, Tensor]:
+        """One gradient step for every member where `active` (K,) bool (host) is True; the others
+        keep their weights, Adam state and counters untouched.
+
+        Returns device tensors, never read back here: `loss` (K,), `q_mean` (K,), `td_error` (K, B).
+        """
+        loss, q_mean, td_error = self._loss_and_grad(batch, self.td_target(batch))
+        grads = self.grad
+        if self.clip_values:
+            grads.clamp_(-self.clip_value, self.clip_value)
+        if self.clip_norms:  # clip_scale per member; the single run's fused Adam divides by it as it reads
+            norms = torch.linalg.vector_norm(grads, dim=1)  # (K,)
+            grads.div_(((norms + 1e-6) / self.max_norm).clamp_(min=1.0).unsqueeze(1))
+        everyone = bool(active.all())
+        if self.fused_adam and everyone and bool((self.updates == self.updates[0]).all()):
+            self._fused_step()
+        else:
+            self._masked_step(torch.from_numpy(active).to(self.device, non_blocking=True))
+        self.updates += active
+        due = active & (self.updates % self.target_every == 0)
+        if due.any():
+            self.sync_target(np.flatnonzero(due))
+        return {"loss": loss, "q_mean": q_mean, "td_error": td_error}
+
+    def _fused_step(self) -> None:
+        """Every member steps, with one learning rate and equal step counts: one fused Adam kernel."""
+        self.adam_steps += 1
+        cfg = self.cfgs[0]
+        torch._fused_adam_(
+            [self.online.view(-1)],
+            [self.grad.view(-1)],
+            [self.exp_avg.view(-1)],
+            [self.exp_avg_sq.view(-1)],
+            [],
+            [self.adam_steps[0]],  # equal for every member here
+            amsgrad=False,
+            lr=cfg.learning_rate,
+            beta1=0.9,
+            beta2=0.999,
+            weight_decay=0.0,
+            eps=cfg.adam_eps,
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
+
+    def _masked_step(self, active: Tensor) -> None:
+        """Adam with a learning rate and step count per member; inactive members are left exactly as they are."""
+        beta1, beta2 = 0.9, 0.999
+        on = active.to(torch.float32)  # (K,)
+        self.adam_steps += on
+        weight = on.unsqueeze(1)  # (K, 1): a lerp weight of 0 leaves an inactive member's moments alone
+        self.exp_avg.lerp_(self.grad, weight * (1 - beta1))
+        self.exp_avg_sq.lerp_(self.grad * self.grad, weight * (1 - beta2))
+        steps = self.adam_steps.clamp(min=1.0).unsqueeze(1)
+        bias_correction1 = 1 - beta1**steps
+        bias_correction2_sqrt = (1 - beta2**steps).sqrt()
+        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+        self.online.sub_(self.exp_avg / denom * (self.lr * weight / bias_correction1))
+
+    @torch.no_grad()
+    def sync_target(self, members: np.ndarray) -> None:
+        """Hard copy (tau = 1) or Polyak average of the online weights into the targets of `members`."""
+        index = torch.from_numpy(members).to(self.device)
+        if self.hard_sync:
+            self.target.index_copy_(0, index, self.online.index_select(0, index))
+        else:
+            mixed = self.target.index_select(0, index).lerp_(self.online.index_select(0, index), self.tau.index_select(0, index))
+            self.target.index_copy_(0, index, mixed)
+
+    def keep(self, slots: Sequence[int]) -> None:
+        """Go on with the members at `slots` only (the others stopped): every stacked tensor shrinks,
+        so a group's tail costs what its remaining members cost."""
+        index = torch.tensor(list(slots), dtype=torch.int64, device=self.device)
+        for name in (
+            "online",
+            "target",
+            "grad",
+            "exp_avg",
+            "exp_avg_sq",
+            "adam_steps",
+            "gamma",
+            "lr",
+            "eps",
+            "max_norm",
+            "clip_value",
+            "tau",
+        ):
+            setattr(self, name, getattr(self, name).index_select(0, index))
+        self.updates, self.target_every = self.updates[list(slots)], self.target_every[list(slots)]
+        self.cfgs = [self.cfgs[i] for i in slots]
+        self.agents = [self.agents[i] for i in slots]
+        self.generators = [self.generators[i] for i in slots]
+        self.k = len(slots)
+        self.online_weights, self.target_weights = self._views(self.online), self._views(self.target)
+        self.fused_adam = self.device.type in ("cpu", "cuda") and len({(c.learning_rate, c.adam_eps) for c in self.cfgs}) == 1
+
+    def export(self, k: int) -> DQNAgent:
+        """Member k as a `DQNAgent` (its weights, target, Adam state and counters copied in): to save,
+        evaluate or keep using as a single agent."""
+        agent = self.agents[k]
+        agent.online.data.copy_(self.online[k])
+        agent.target.data.copy_(self.target[k])
+        agent.optimizer.exp_avg.copy_(self.exp_avg[k])
+        agent.optimizer.exp_avg_sq.copy_(self.exp_avg_sq[k])
+        agent.optimizer.step_count.copy_(self.adam_steps[k])
+        agent.updates = int(self.updates[k])
+        return agent
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "online": self.online.clone(),
+            "target": self.target.clone(),
+            "exp_avg": self.exp_avg.clone(),
+            "exp_avg_sq": self.exp_avg_sq.clone(),
+            "adam_steps": self.adam_steps.clone(),
+            "updates": torch.from_numpy(self.updates.copy()),
+            "generators": [g.get_state() for g in self.generators],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("online", "target", "exp_avg", "exp_avg_sq", "adam_steps"):
+            getattr(self, name).copy_(state[name])
+        self.updates = state["updates"].numpy().copy()
+        for generator, saved in zip(self.generators, state["generators"], strict=True):
+            generator.set_state(saved)

@@ -1,0 +1,55 @@
+"""The many-runs bench cases run on the tiny profile, and the report turns them into the issue's targets."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ["FASTDQN_BENCH_PROFILE"] = "tiny"  # read when the bench modules are imported
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` is a top-level folder, not installed
+
+from bench import bench_members, report
+
+
+class OneCall:
+    def __init__(self) -> None:
+        self.extra_info: dict[str, Any] = {}
+        self.calls = 0
+
+    def pedantic(self, target: Callable[[], object], **_: Any) -> object:
+        self.calls += 1
+        return target()
+
+
+@pytest.mark.parametrize("members", ["single", 8])
+def test_bench_update_members_runs_one_update(members: str | int) -> None:
+    benchmark = OneCall()
+    bench_members.bench_update_members(benchmark, "cpu", members)
+    assert benchmark.calls == 1 and "batch 64" in benchmark.extra_info["what"]
+
+
+def test_report_states_the_member_targets_from_the_rows() -> None:
+    def timed(members: str | int, seconds: float) -> report.Row:
+        return report.Row("bench_update_members", {"device": "cpu", "members": members}, "ok", median=seconds)
+
+    solve = report.Row("bench_group_solve", {"backend": "torch"}, "ok")
+    solve.extra = {
+        "group_wall_s": 20.0,
+        "single_median_wall_s": 12.0,
+        "single_walls_s": [12.0] * 8,
+        "group_solved_steps": [20_000] * 7 + [None],
+        "single_solved_steps": [16_000] * 8,
+        "seeds": 8,
+    }
+    rows = [timed("single", 1e-3), *(timed(k, k * 3e-4) for k in (1, 4, 8, 32)), solve]
+    found = {target: (measured, verdict) for target, measured, verdict in report.member_targets(rows)}
+    assert found["K=8 stacked updates (MLP 2x64, batch 64) <= 2.5x one update"] == ("2.40x one update (2.4 ms)", "met")
+    assert found["8 seeds as one group, torch envs: wall <= 2x the median single-seed wall"][1] == "met"
+    assert found["group members solve (torch): >= 7 of 8"] == ("7 of 8", "met")
+    assert found["group median env steps to solve within ±25% of the single runs' (torch)"][1] == "met"
+    assert found["group of seeds, gymnasium envs: wall <= 2x the median single-seed wall"][1] == "not measured"
