@@ -15,7 +15,7 @@ from torch import Tensor
 from fastdqn.backprop import mlp_td_backward
 from fastdqn.buffer import Batch
 from fastdqn.config import Config
-from fastdqn.device import resolve_device, should_compile
+from fastdqn.device import resolve_device, restore_generator, should_compile
 from fastdqn.envs import EnvSpaces
 from fastdqn.networks import MLP, DuelingMLP, FrozenForward, build_q_network, has_written_out_backward, network_signature
 from fastdqn.optim import Adam, FlatParameters, clip_scale
@@ -212,7 +212,7 @@ class DQNAgent:
         self.target_network.load_state_dict(state["target_network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
 
     def save(self, path: str | Path) -> Path:
         from fastdqn.checkpoint import save_atomic

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from fastdqn.config import ConfigError
+from fastdqn.device import restore_generator
 
 if TYPE_CHECKING:
     from tensordict import TensorDict
@@ -204,7 +205,7 @@ class UniformSampler:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
 
 
 class ReplayBuffer:

@@ -145,28 +145,37 @@ class FusedCollector(Collector):
         """Record one step as a CUDA graph. The warm-up step (run on a side stream, so that lazy
         initialisation and workspace allocation happen outside the capture) is undone; the capture
         itself only records kernels, and each replay then runs the step once."""
-        saved = self._snapshot()
-        stream = torch.cuda.Stream(self.obs.device)
-        stream.wait_stream(torch.cuda.current_stream(self.obs.device))
-        with torch.cuda.stream(stream):
-            self._device_step()  # warm-up: lazy inits and workspace allocations happen outside the capture
-        torch.cuda.current_stream(self.obs.device).wait_stream(stream)
-        self._restore(saved)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            outputs = self._device_step()
+        with torch.cuda.device(self.obs.device):  # the capture stream must belong to the env's device (cuda:N)
+            saved = self._snapshot()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                self._device_step()
+            torch.cuda.current_stream().wait_stream(stream)
+            self._restore(saved)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                outputs = self._device_step()
         return outputs
 
-    def _snapshot(self) -> list[Tensor]:
+    def _state(self) -> list[Tensor]:
         env = self.native
-        tensors = [self.obs, self.cursor, self.draws, env.state, env.steps, env.resets, *self.storage.fields.values()]
-        return [t.clone() for t in tensors]
+        return [self.obs, self.cursor, self.draws, env.state, env.steps, env.resets]
 
-    def _restore(self, saved: list[Tensor]) -> None:
-        env = self.native
-        tensors = [self.obs, self.cursor, self.draws, env.state, env.steps, env.resets, *self.storage.fields.values()]
-        for tensor, value in zip(tensors, saved, strict=True):
+    def _snapshot(self) -> dict[str, Any]:
+        """What one step changes: the loop's and env's state, and the N ring rows it writes (not the whole ring)."""
+        rows = (self.cursor + self.rows) % self.storage.capacity
+        return {
+            "state": [t.clone() for t in self._state()],
+            "rows": rows,
+            "fields": {name: field.index_select(0, rows) for name, field in self.storage.fields.items()},
+        }
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        for tensor, value in zip(self._state(), saved["state"], strict=True):
             tensor.copy_(value)
+        for name, field in self.storage.fields.items():
+            field.index_copy_(0, saved["rows"], saved["fields"][name])
 
     def state_dict(self) -> dict[str, Any]:
         return {"obs": self.obs.cpu().clone(), "draws": self.draws.cpu().clone()}

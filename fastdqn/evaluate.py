@@ -22,6 +22,20 @@ class Evaluation(NamedTuple):
     """False when the evaluation stopped early because its mean could no longer reach the target."""
 
 
+def can_cut_short(limit: int | None, best_step: float | None, target: float | None) -> bool:
+    """Whether an evaluation may stop early: the env's time limit and best step reward are known, and
+    some episode could reach `target` (CartPole's 475 on Acrobot would otherwise cut every one at once)."""
+    if limit is None or best_step is None or target is None:
+        return False
+    return (limit * best_step if best_step > 0 else best_step) >= target
+
+
+def best_future(limit: int, best_step: float, steps: int) -> float:
+    """The most an episode still running after `steps` steps can yet earn: the best step reward every
+    step until its time limit, or, where no step pays more than 0, ending at the next step."""
+    return max(limit - steps, 1) * best_step if best_step > 0 else best_step
+
+
 class Evaluator:
     """Runs `episodes` greedy episodes, one per sub-env, reset with the same seed each time.
 
@@ -47,14 +61,15 @@ class Evaluator:
         """Greedy returns of every episode; with `target`, stops once their mean can no longer reach it.
 
         The bound counts every unfinished episode at the most it can still earn (the env's best step
-        reward until its time limit), so an evaluation is only cut short when it would fail anyway,
-        never when it would pass: a mean that reaches `target` is always that of complete episodes.
+        reward until its time limit; ending at once where steps pay nothing or cost), so an evaluation
+        is only cut short when it would fail anyway, never when it would pass: a mean that reaches
+        `target` is always that of complete episodes. A target no episode can reach cuts nothing.
         """
         obs = self.envs.reset(seed=self.seed)
         returns = torch.zeros(self.episodes, dtype=torch.float64, device=self.envs.device)
         running = torch.ones(self.episodes, dtype=torch.bool, device=self.envs.device)
         limit, best_step = self.envs.max_episode_steps, self.envs.max_step_reward
-        can_stop = target is not None and limit is not None and best_step is not None
+        can_stop = can_cut_short(limit, best_step, target)
         steps = 0
         while True:
             step = self.envs.step(agent.act(obs, 0.0))
@@ -68,7 +83,7 @@ class Evaluator:
                 return Evaluation(returns.cpu().numpy(), True)
             if can_stop:
                 assert limit is not None and best_step is not None and target is not None
-                best_case = returns + running * (max(limit - steps, 0) * best_step)
+                best_case = returns + running * best_future(limit, best_step, steps)
                 if float(best_case.mean()) < target:
                     return Evaluation(returns.cpu().numpy(), False)
 

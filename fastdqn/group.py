@@ -44,7 +44,7 @@ from fastdqn.metrics import Metrics
 from fastdqn.run_state import RunResult
 from fastdqn.schedules import epsilon_at
 from fastdqn.signals import stop_on_signals
-from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, seed_everything
+from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, record_eval, seed_everything
 
 SHAPE_FIELDS = ("env_id", "network", "hidden_dim", "batch_size", "num_envs", "buffer_capacity", "n_step")
 """Fields that change a tensor's shape: one value per group."""
@@ -226,7 +226,7 @@ def train_many(
                 stopping = env_steps >= total_steps[live]
                 for slot, i in enumerate(live):
                     evaluation = evaluations[slot]
-                    if evaluation is not None and _record_eval(results[i], cfgs[i], evaluation, env_steps, start_time):
+                    if evaluation is not None and record_eval(results[i], cfgs[i], evaluation, env_steps, start_time):
                         members.export(slot).save(results[i].run_dir / "best.pt")
                     stopping[slot] |= results[i].solved_at_step is not None
                 failed = np.zeros(len(live), dtype=bool)
@@ -312,19 +312,6 @@ def _finite(members: MemberAgents, stats: dict[str, torch.Tensor] | None) -> np.
     if stats is not None:
         finite &= torch.isfinite(stats["loss"])
     return finite.cpu().numpy()
-
-
-def _record_eval(result: RunResult, cfg: Config, evaluation: Evaluation, env_steps: int, start_time: float) -> bool:
-    """As `train._record_eval`: track the best evaluation and the solve point; True for a new best."""
-    mean = float(evaluation.returns.mean())
-    result.eval_history.append((env_steps, mean))
-    if cfg.stop_at_return is not None and mean >= cfg.stop_at_return and result.solved_at_step is None:
-        result.solved_at_step = env_steps
-        result.solved_at_seconds = time.perf_counter() - start_time
-    if result.best_eval_return is None or mean > result.best_eval_return:
-        result.best_eval_return = mean
-        return True
-    return False
 
 
 def _finish(

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from fastdqn.config import Config
 from fastdqn.envs import EnvSpaces, EnvStep, GymnasiumEnv, TorchVectorEnv, make_envs, resolve_backend
-from fastdqn.evaluate import CHECK_EVERY, Evaluation
+from fastdqn.evaluate import CHECK_EVERY, Evaluation, best_future, can_cut_short
 from fastdqn.members import MemberAgents
 
 
@@ -158,12 +158,14 @@ class MemberEvaluator:
             still = running.any(dim=1).tolist()  # a host sync on CUDA, every CHECK_EVERY steps
             best_case: list[float] | None = None
             if limit is not None and best_step is not None:
-                best_case = (returns + running * (max(limit - steps, 0) * best_step)).mean(dim=1).tolist()
+                best_case = (returns + running * best_future(limit, best_step, steps)).mean(dim=1).tolist()
             for member in sorted(pending):
                 target = self.targets[member]
                 if not still[member]:
                     results[member] = Evaluation(returns[member].cpu().numpy().copy(), True)
-                elif target is not None and best_case is not None and best_case[member] < target:
+                elif (
+                    target is not None and best_case is not None and can_cut_short(limit, best_step, target) and best_case[member] < target
+                ):
                     results[member] = Evaluation(returns[member].cpu().numpy().copy(), False)
                 else:
                     continue

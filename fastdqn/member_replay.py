@@ -20,6 +20,7 @@ from torch import Tensor
 
 from fastdqn.buffer import ReplayBuffer, RingWriter, TensorStorage, UniformSampler, available_memory_bytes
 from fastdqn.config import ConfigError
+from fastdqn.device import restore_generator
 from fastdqn.members import MemberBatch
 from fastdqn.nstep import NStepWriter
 
@@ -155,7 +156,7 @@ class MemberReplay:
             for name, t in self.fields.items():
                 t[k, :size].copy_(saved["storage"]["fields"][name])
             self.cursor[k], self.size[k] = int(saved["cursor"]), size
-            self.generators[k].set_state(saved["sampler"]["generator"])
+            restore_generator(self.generators[k], saved["sampler"]["generator"])
 
 
 class MemberRows(TensorStorage):

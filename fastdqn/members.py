@@ -27,6 +27,7 @@ from torch import Tensor
 
 from fastdqn.agent import DQNAgent
 from fastdqn.config import Config, ConfigError
+from fastdqn.device import restore_generator
 from fastdqn.envs import EnvSpaces
 from fastdqn.networks import MLP
 
@@ -321,4 +322,4 @@ class MemberAgents:
             getattr(self, name).copy_(state[name])
         self.updates = state["updates"].numpy().copy()
         for generator, saved in zip(self.generators, state["generators"], strict=True):
-            generator.set_state(saved)
+            restore_generator(generator, saved)

@@ -101,7 +101,8 @@ class NStepWriter:
         order, env = np.nonzero(emit[oldest_first])
         where = oldest_first[order]
         discount = self.gamma_powers[age[where] + 1] * ~terminated[env]  # (M,) float32; a terminal cuts the bootstrap
-        index = torch.from_numpy(np.stack([where * self.num_envs + env, env])).to(self.device)  # (2, M): window row, env
+        # from pageable host memory a non_blocking copy is staged before it returns: no stream sync
+        index = torch.from_numpy(np.stack([where * self.num_envs + env, env])).to(self.device, non_blocking=True)  # (2, M)
         window_rows, env_rows = index[0], index[1]
         return {
             "obs": self.obs.flatten(0, 1).index_select(0, window_rows),
@@ -109,7 +110,7 @@ class NStepWriter:
             "reward": self.returns.view(-1).index_select(0, window_rows),
             "next_obs": rows["next_obs"].to(self.device, non_blocking=True).index_select(0, env_rows),
             "terminated": rows["terminated"].to(self.device, torch.bool, non_blocking=True).index_select(0, env_rows),
-            "discount": torch.from_numpy(discount).to(self.device),
+            "discount": torch.from_numpy(discount).to(self.device, non_blocking=True),
         }
 
     def push_step(self, obs: Tensor, actions: Tensor, step: EnvStep) -> dict[str, Tensor]:
@@ -120,7 +121,8 @@ class NStepWriter:
         """
         rows = {"obs": obs, "action": actions, "reward": step.reward, "next_obs": step.final_obs, "terminated": step.terminated}
         reset_step = np.zeros(self.num_envs, dtype=bool) if step.valid is None else ~step.valid
-        return self.push(rows, reset_step, step.terminated.cpu().numpy(), step.truncated.cpu().numpy())
+        terminated, truncated = torch.stack((step.terminated, step.truncated)).cpu().numpy()  # the one read back
+        return self.push(rows, reset_step, terminated, truncated)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from fastdqn.config import ConfigError
+from fastdqn.device import restore_generator
 
 
 class PrioritizedSampler:
@@ -179,4 +180,4 @@ class PrioritizedSampler:
         self.sums[0][: self.capacity].copy_(state["leaves"])
         self.max_priority.copy_(state["max_priority"])
         self._refresh_range(0, self.capacity)
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])

@@ -135,7 +135,7 @@ def train(
                 if evaluator is not None and state.env_steps >= state.next_eval:
                     state.next_eval += cfg.eval_every_steps
                     evaluation = evaluator.run(agent, cfg.stop_at_return)  # stops early once it cannot pass
-                    if _record_eval(result, evaluation, state.env_steps, start_time):
+                    if record_eval(result, cfg, evaluation, state.env_steps, start_time):
                         agent.save(run_dir / "best.pt")
                 done = state.env_steps >= cfg.total_steps or result.solved_at_step is not None
                 if state.env_steps >= state.next_log or evaluation is not None or done:
@@ -205,14 +205,16 @@ def _check_finite(agent: DQNAgent, stats: dict[str, torch.Tensor] | None, last_g
     return env_steps
 
 
-def _record_eval(result: RunResult, evaluation: Evaluation, env_steps: int, start_time: float) -> bool:
+def record_eval(result: RunResult, cfg: Config, evaluation: Evaluation, env_steps: int, start_time: float) -> bool:
     """Track the best evaluation and the solve point; True when this one is the best so far.
 
-    An evaluation cut short counts with its partial mean, a lower bound below `stop_at_return`.
+    An evaluation cut short (its mean could no longer reach `stop_at_return`) is logged, but its
+    partial mean is no measure of the policy, so it neither solves nor competes for `best.pt`.
     """
-    cfg = result.agent.cfg
     mean = float(evaluation.returns.mean())
     result.eval_history.append((env_steps, mean))
+    if not evaluation.complete:
+        return False
     if cfg.stop_at_return is not None and mean >= cfg.stop_at_return and result.solved_at_step is None:
         result.solved_at_step = env_steps
         result.solved_at_seconds = time.perf_counter() - start_time

@@ -59,6 +59,23 @@ def test_fused_step_explores_per_env_with_epsilon() -> None:
     assert 0.18 < share < 0.32
 
 
+def test_undoing_a_step_as_the_cuda_capture_does_leaves_nothing_behind() -> None:
+    """The capture's warm-up step is undone from a snapshot: afterwards one step equals one step of a twin."""
+    undone, twin = fused("eager", num_envs=16), fused("eager", num_envs=16)
+    twin.agent.q_network.load_state_dict(undone.agent.q_network.state_dict())
+    for collector in (undone, twin):
+        for _ in range(20):  # past the ring's wrap (256 rows), so the snapshot's rows wrap too
+            collector.step(0.5)
+    saved = undone._snapshot()
+    undone._device_step()
+    undone._restore(saved)
+    a, b = undone.step(0.5), twin.step(0.5)
+    assert torch.equal(a.reward, b.reward) and torch.equal(a.terminated, b.terminated)
+    for name, field in undone.storage.fields.items():
+        assert torch.equal(field, twin.storage.fields[name]), name
+    assert torch.equal(undone.obs, twin.obs) and torch.equal(undone.native.state, twin.native.state)
+
+
 def test_compiled_fused_step_matches_the_eager_one() -> None:
     eager, compiled = fused("eager"), fused("compile")
     compiled.agent.q_network.load_state_dict(eager.agent.q_network.state_dict())

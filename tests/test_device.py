@@ -31,3 +31,15 @@ def test_host_to_device_is_zero_copy_on_cpu() -> None:
 
 def to_tensor_shares_memory(tensor: torch.Tensor, array: np.ndarray) -> bool:
     return bool(tensor.data_ptr() == array.__array_interface__["data"][0])
+
+
+def test_a_generator_state_from_another_device_type_leaves_the_generator_seeded() -> None:
+    from fastdqn.device import restore_generator
+
+    generator = torch.Generator().manual_seed(3)
+    expected = torch.rand(4, generator=torch.Generator().manual_seed(3))
+    assert not restore_generator(generator, torch.zeros(16, dtype=torch.uint8))  # a CUDA generator's 16-byte state
+    assert torch.equal(torch.rand(4, generator=generator), expected)
+    saved = generator.get_state()
+    following = torch.rand(4, generator=generator)
+    assert restore_generator(generator, saved) and torch.equal(torch.rand(4, generator=generator), following)
