@@ -60,8 +60,6 @@ def require_ray() -> Any:
 def connect(cfg: Config) -> bool:
     """Join `cfg.ray_address` or start a local runtime on `cfg.ray_cpus` cores; True when this call started one."""
     ray = require_ray()
-    if ray.is_initialized():
-        return False  # a caller's runtime (a test, a notebook): used as it is, left running
     address = cfg.ray_address
     if address not in (None, "auto"):
         host, _, port = address.rpartition(":")
@@ -74,6 +72,8 @@ def connect(cfg: Config) -> bool:
                 f"cannot reach a Ray cluster at {address} ({error.strerror or error}); start one there with "
                 f"`ray start --head --port {port}`, or drop --ray-address to start a local runtime"
             ) from None
+    if ray.is_initialized():
+        return False  # a caller's runtime (a test, a notebook): used as it is, left running
     try:
         if address is None:
             ray.init(num_cpus=cfg.ray_cpus or os.cpu_count(), include_dashboard=False, logging_level="WARNING", log_to_driver=False)
@@ -199,7 +199,7 @@ class ActorPool:
 
     def _failed(self, actor: int, generation: int, kind: str, error: Exception) -> None:
         if kind == "ping":  # still restarting: ask again shortly
-            self.retry_ping_at[actor] = time.perf_counter() + 0.5
+            self.retry_ping_at[actor] = time.perf_counter() + 0.2
             return
         self.lost_chunks += 1
         if generation != self.generation[actor]:
@@ -215,7 +215,7 @@ class ActorPool:
         self.fresh[actor], self.sent_version[actor] = True, -1
         if not isinstance(error, self.ray.exceptions.RayActorError):  # its env raised: the process lives on, with a broken env
             self.ray.kill(self.handles[actor], no_restart=False)
-        self.retry_ping_at[actor] = time.perf_counter() + 0.5
+        self._ping(actor)
 
     def queue_depth(self) -> int:
         """Chunks ready and not yet taken by the learner."""

@@ -86,7 +86,8 @@ def train_distributed(
             while True:
                 chunk = pool.next_chunk(timeout=0.5)
                 if chunk is not None:
-                    rows = {name: torch.from_numpy(np.array(value)) for name, value in chunk["rows"].items()}  # object-store arrays are read-only
+                    # object-store arrays are read-only: copied once, as the buffer's write would anyway
+                    rows = {name: torch.from_numpy(np.array(value)) for name, value in chunk["rows"].items()}
                     priorities = None if chunk["priorities"] is None else torch.from_numpy(np.array(chunk["priorities"]))
                     extend_with_priorities(buffer, rows, priorities)
                     state.env_steps += int(chunk["env_steps"])
