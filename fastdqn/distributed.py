@@ -246,6 +246,10 @@ class ActorLog:
         self.start_time = start_time
         self.last: tuple[float, int, float, list[int], int, int] | None = None
 
+    def begin(self, updates: int, pool: ActorPool) -> None:
+        """Count the first interval from here (a resumed run's actors bring their earlier env steps)."""
+        self.last = (time.perf_counter(), updates, pool.wait_seconds, list(pool.env_steps), pool.lag_sum, pool.chunks)
+
     def log(self, env_steps: int, updates: int, pool: ActorPool) -> dict[str, Any]:
         now = time.perf_counter()
         t0, updates0, wait0, steps0, lag0, chunks0 = self.last or (self.start_time, 0, 0.0, [0] * len(pool.env_steps), 0, 0)

@@ -80,6 +80,7 @@ def train_distributed(
             pool.restarts, pool.lost_chunks = list(saved["loop"]["actors"]["restarts"]), int(saved["loop"]["actors"]["lost_chunks"])
             pool.env_steps = list(saved["loop"]["actors"]["env_steps"])
         pool.run_env_steps = state.env_steps
+        actor_log.begin(agent.updates, pool)
         pool.publish(agent)
         pool.start()
         with stop_on_signals() as stop:
