@@ -69,6 +69,8 @@ class RolloutWorker:
         self.tracker = EpisodeTracker(cfg.num_envs, torch.device("cpu"), log_steps=1, sink=self.episodes)
         self.obs: torch.Tensor | None = None
         self.env_steps = 0
+        self.broken = False
+        """The envs raised during a chunk; the next request must carry a reset seed."""
         self.weights_version = -1
         """The learner's broadcast these weights came from; -1 until the first one arrives."""
 
@@ -92,6 +94,12 @@ class RolloutWorker:
             self.agent.online.data.copy_(torch.from_numpy(np.array(weights[0], dtype=np.float32)))  # object-store arrays are read-only
             self.agent.target.data.copy_(torch.from_numpy(np.array(weights[1], dtype=np.float32)))
             self.weights_version = version
+        if self.broken and seed is None:
+            raise RuntimeError(f"actor {self.index}: its envs raised in an earlier chunk; it waits for the learner's reset")
+        if self.broken:  # a vector env that raised mid-step may be half-stepped: build it anew
+            self.envs.close()
+            self.envs = make_envs(self.cfg.env_id, self.cfg.num_envs, "gymnasium", "cpu", self.cfg.vectorization_mode)
+            self.broken = False
         if seed is not None or self.obs is None:
             self.obs = self.envs.reset(seed=self.cfg.seed if seed is None else seed)
             self.tracker.returns.zero_()
@@ -102,13 +110,17 @@ class RolloutWorker:
         vector_steps = -(-self.cfg.chunk_steps // self.cfg.num_envs)
         parts: list[dict[str, torch.Tensor]] = []
         obs = self.obs
-        for _ in range(vector_steps):
-            actions = self.agent.act(obs, epsilon)
-            step = self.envs.step(actions)
-            parts.append(step.transitions(obs, actions) if self.nstep is None else self.nstep.push_step(obs, actions, step))
-            self.env_steps += self.cfg.num_envs
-            self.tracker.record(step, self.env_steps)
-            obs = step.next_obs
+        try:
+            for _ in range(vector_steps):
+                actions = self.agent.act(obs, epsilon)
+                step = self.envs.step(actions)
+                parts.append(step.transitions(obs, actions) if self.nstep is None else self.nstep.push_step(obs, actions, step))
+                self.env_steps += self.cfg.num_envs
+                self.tracker.record(step, self.env_steps)
+                obs = step.next_obs
+        except Exception:
+            self.broken, self.obs = True, None  # the learner counts the chunk lost and sends a reset seed next
+            raise
         self.obs = obs
         rows = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
         priorities = self.priorities(rows) if self.cfg.per else None

@@ -11,10 +11,11 @@ yet taken. Weights go out every `weights_every` updates as one `ray.put`, which 
 request references (no copy per actor).
 
 Faults: a request that fails (the actor died or was killed, its env raised) is a lost chunk, counted
-in `actors.csv`. The actor is restarted (Ray's `max_restarts`; an actor whose env raised is killed
-first), pinged until it answers, and resumes from a fresh env reset with the newest weights. Only an
-actor that fails `MAX_FAILURES_IN_ROW` times without a chunk between stops the run, with the
-checkpoints written before it kept. Resumed runs restart their actors fresh.
+in `actors.csv`, and a restart of that actor. A dead actor's process is restarted by Ray
+(`max_restarts`) and pinged until it answers; an actor whose env raised lives on and rebuilds its
+envs. Either resumes from a fresh env reset with the newest weights. Only an actor that fails
+`MAX_FAILURES_IN_ROW` times without a chunk between stops the run, with the checkpoints written
+before it kept. Resumed runs restart their actors fresh.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ IN_FLIGHT = 2
 """Chunk requests outstanding per actor: it starts the next chunk while the learner takes the last."""
 MAX_FAILURES_IN_ROW = 3
 """Failed requests of one actor, with no chunk between, that stop the run."""
+ACTOR_START_TIMEOUT_S = 180.0
+"""Seconds a failed actor may take to answer again (a process start imports torch: slow on a busy machine)."""
 INSTALL = 'pip install -e ".[ray]" (or pip install "ray>=2.9")'
 
 
@@ -131,6 +134,7 @@ class ActorPool:
         self.sent_version = [-1] * n
         self.failures_in_row = [0] * n
         self.retry_ping_at: dict[int, float] = {}
+        self.down_since = [0.0] * n
         self.env_steps = [0] * n
         self.restarts = [0] * n
         self.lost_chunks = 0
@@ -198,24 +202,34 @@ class ActorPool:
         return chunk
 
     def _failed(self, actor: int, generation: int, kind: str, error: Exception) -> None:
-        if kind == "ping":  # still restarting: ask again shortly
+        died = isinstance(error, self.ray.exceptions.RayActorError)  # else its env raised and the process lives on
+        if kind == "ping":  # still restarting: ask again shortly, for a while
+            if time.perf_counter() - self.down_since[actor] > ACTOR_START_TIMEOUT_S:
+                raise TrainingFailed(
+                    f"actor {actor} did not come back within {ACTOR_START_TIMEOUT_S:.0f} s of failing; see `ray status`; "
+                    f"checkpoints written before it are kept"
+                )
             self.retry_ping_at[actor] = time.perf_counter() + 0.2
             return
         self.lost_chunks += 1
-        if generation != self.generation[actor]:
-            return  # an older request of an actor already being restarted
+        if generation != self.generation[actor]:  # an older request of an actor already being restarted
+            if not died:
+                self._submit(actor)  # the process is alive: keep its requests topped up
+            return
         self.failures_in_row[actor] += 1
         if self.failures_in_row[actor] >= MAX_FAILURES_IN_ROW:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            last = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             raise TrainingFailed(
-                f"actor {actor} failed {MAX_FAILURES_IN_ROW} times in a row (last: {first}); checkpoints written before it are kept"
+                f"actor {actor} failed {MAX_FAILURES_IN_ROW} times in a row (last: {last}); checkpoints written before it are kept"
             )
         self.restarts[actor] += 1
         self.generation[actor] += 1
         self.fresh[actor], self.sent_version[actor] = True, -1
-        if not isinstance(error, self.ray.exceptions.RayActorError):  # its env raised: the process lives on, with a broken env
-            self.ray.kill(self.handles[actor], no_restart=False)
-        self._ping(actor)
+        if died:  # Ray restarts the process (max_restarts); ask until the new one answers, then send it work
+            self.down_since[actor] = time.perf_counter()
+            self._ping(actor)
+        else:  # the actor rebuilds its envs on the reset seed this request carries
+            self._submit(actor)
 
     def queue_depth(self) -> int:
         """Chunks ready and not yet taken by the learner."""

@@ -117,6 +117,22 @@ def test_rollout_worker_acts_greedily_with_the_learners_weights_and_sends_td_pri
     assert again["weights_version"] == 0
 
 
+def test_rollout_worker_whose_env_raised_waits_for_a_reset_then_rebuilds_its_envs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = RolloutWorker(quiet_config(tmp_path, num_envs=2, chunk_steps=8, actors=2), index=0)
+    broken = worker.envs
+
+    def explode(actions: torch.Tensor) -> Any:
+        raise RuntimeError("simulator diverged")
+
+    monkeypatch.setattr(broken, "step", explode)
+    with pytest.raises(RuntimeError, match="simulator diverged"):
+        worker.collect(None, version=0, seed=1, epsilon=1.0)
+    with pytest.raises(RuntimeError, match="waits for the learner's reset"):
+        worker.collect(None, version=0, seed=None, epsilon=1.0)
+    chunk = worker.collect(None, version=0, seed=2, epsilon=1.0)
+    assert worker.envs is not broken and chunk["env_steps"] == 8 and len(chunk["rows"]["action"]) == 8
+
+
 def test_extend_with_priorities_sets_the_written_rows_leaves_even_across_the_wrap() -> None:
     sampler = PrioritizedSampler(8, "cpu", alpha=0.5, eps=0.01)
     buffer = ReplayBuffer.create(8, (2,), device="cpu", sampler=sampler)
