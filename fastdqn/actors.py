@@ -14,6 +14,7 @@ two contiguous copies, whatever the network.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -71,6 +72,8 @@ class RolloutWorker:
         self.env_steps = 0
         self.broken = False
         """The envs raised during a chunk; the next request must carry a reset seed."""
+        self.instance = f"{os.getpid()}-{time.time_ns()}"
+        """Names this process: a chunk from a new one tells the learner Ray restarted the actor between requests."""
         self.weights_version = -1
         """The learner's broadcast these weights came from; -1 until the first one arrives."""
 
@@ -87,7 +90,7 @@ class RolloutWorker:
             rows) as numpy arrays of M rows; `priorities` (M,) float32 |TD errors| with PER, else
             None; `episode_returns`, `episode_lengths` of the episodes that ended; `env_steps` taken
             (reset steps included, as the single-process loop counts them); `seconds` spent; `actor`;
-            `weights_version`.
+            `weights_version`; `instance` (this process).
         """
         start = time.perf_counter()
         if weights is not None:
@@ -135,6 +138,7 @@ class RolloutWorker:
             "seconds": time.perf_counter() - start,
             "actor": self.index,
             "weights_version": self.weights_version,
+            "instance": self.instance,
         }
 
     @torch.no_grad()
@@ -144,9 +148,9 @@ class RolloutWorker:
         q = self.agent.q_values(rows["obs"]).gather(1, rows["action"].unsqueeze(1)).squeeze(1)  # (M,)
         return (td_target - q).abs().numpy()
 
-    def ping(self) -> int:
-        """The actor's index, once its envs and networks are built (the learner waits for every actor to start)."""
-        return self.index
+    def ping(self) -> str:
+        """This process's `instance`, once its envs and networks are built (the learner asks a restarted actor until it answers)."""
+        return self.instance
 
     def close(self) -> None:
         self.envs.close()

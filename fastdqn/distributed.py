@@ -135,6 +135,7 @@ class ActorPool:
         self.failures_in_row = [0] * n
         self.retry_ping_at: dict[int, float] = {}
         self.down_since = [0.0] * n
+        self.instances: list[str | None] = [None] * n
         self.env_steps = [0] * n
         self.restarts = [0] * n
         self.lost_chunks = 0
@@ -193,6 +194,14 @@ class ActorPool:
             for _ in range(IN_FLIGHT):
                 self._submit(actor)
             return None
+        if generation == self.generation[actor]:  # an older request may come from the process before a restart
+            known = self.instances[actor]
+            if known is not None and value["instance"] != known:
+                # Ray restarted it between requests (it died with none running): no chunk lost, but its weights are gone
+                self.restarts[actor] += 1
+                self.generation[actor] += 1
+                self.fresh[actor], self.sent_version[actor] = True, -1
+            self.instances[actor] = value["instance"]
         self.failures_in_row[actor] = 0
         self.env_steps[actor] += int(value["env_steps"])
         self.lag_sum += self.version - int(value["weights_version"])
@@ -225,6 +234,7 @@ class ActorPool:
         self.restarts[actor] += 1
         self.generation[actor] += 1
         self.fresh[actor], self.sent_version[actor] = True, -1
+        self.instances[actor] = None  # the next chunk names the new process
         if died:  # Ray restarts the process (max_restarts); ask until the new one answers, then send it work
             self.down_since[actor] = time.perf_counter()
             self._ping(actor)

@@ -240,19 +240,21 @@ def test_killed_actor_is_restarted_and_the_run_finishes_with_nothing_lost(tmp_pa
             return
         victim = int(np.argmax(pool.env_steps))  # one that is up and has delivered
         killed.append((victim, pool.env_steps[victim]))
+        before = ray_runtime.get(pool.handles[victim].ping.remote())
         ray_runtime.kill(pool.handles[victim], no_restart=False)
-        for _ in range(300):  # hold the learner until Ray has restarted it, so it has steps left to collect
+        for _ in range(300):  # hold the learner until the new process answers, so it has steps left to collect
             try:
-                ray_runtime.get(pool.handles[victim].ping.remote())
-                return
+                if ray_runtime.get(pool.handles[victim].ping.remote()) != before:
+                    return
             except ray_runtime.exceptions.RayActorError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
 
     cfg = small(tmp_path, total_steps=3_072, checkpoint_every_steps=1_024)
     result = train_distributed(cfg, after_chunk=kill_once)
     victim, steps_when_killed = killed[0]
     assert result.actor_restarts[victim] == 1 and sum(result.actor_restarts) == 1
-    assert result.lost_chunks >= 1
+    assert result.lost_chunks <= 2  # the requests it had running, if any: one it had finished is still taken
     assert result.actor_env_steps[victim] > steps_when_killed, "the restarted actor collected again"
     assert result.env_steps == 3_072 == sum(result.actor_env_steps)  # lost chunks are never counted as stored
     rows = read_csv(tmp_path / "run" / "actors.csv")
