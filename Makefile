@@ -23,9 +23,9 @@ $(VENV)/.installed: pyproject.toml
 train: install
 	$(BIN)/fastdqn train $(ARGS)
 
-# the tests also drive --log tensorboard/wandb and eval --video: extras that `make train` never installs
+# the tests also drive --log tensorboard/wandb, eval --video and train --actors (Ray): extras that `make train` never installs
 $(VENV)/.test-installed: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e ".[dev,atari,tensorboard,wandb,video]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,atari,tensorboard,wandb,video,ray]"
 	touch $@
 
 test: install $(VENV)/.test-installed

@@ -164,6 +164,7 @@ MAIN_CASES = (
     "bench_collect_backend",
     "bench_update",
     "bench_train_e2e",
+    "bench_ray_collect",
     "bench_startup",
 )
 

@@ -234,7 +234,12 @@ def _train(
         require_loggers(cfg.log)  # a missing extra fails here, before a run folder is made
         age = process_age_seconds()
         start = time.perf_counter() - age if age is not None else START
-        result = train(cfg, progress=not quiet, start_time=start, resume=resume, overwrite=overwrite, plot=False)
+        run_training = train
+        if cfg.actors > 0:  # Ape-X: Ray actors collect, this process learns (learner.py)
+            from fastdqn.learner import train_distributed
+
+            run_training = train_distributed
+        result = run_training(cfg, progress=not quiet, start_time=start, resume=resume, overwrite=overwrite, plot=False)
     except FastDQNError as error:
         raise fail(str(error), error.exit_code) from None
     _report_run(cfg, result)

@@ -166,6 +166,20 @@ class Config:
     wandb_entity: str | None = None
     """W&B user or team for `--log wandb` (None: your default entity)."""
 
+    # distributed actors (Ray, the `ray` extra)
+    actors: int = 0
+    """Ray actor processes collecting for one learner, Ape-X style (0: the single-process loop)."""
+    ray_address: str | None = None
+    """With --actors: `auto` or HOST:PORT joins a running Ray cluster; None starts a local runtime."""
+    ray_cpus: int = 0
+    """With --actors: cores the local Ray runtime may use (0: all of this machine's)."""
+    weights_every: int = 50
+    """With --actors: learner updates between weight broadcasts to the actors."""
+    chunk_steps: int = 256
+    """With --actors: env steps per chunk an actor sends (rounded up to whole vector steps of num_envs)."""
+    actor_epsilon: float = 0.4
+    """With --actors N >= 2: actor i explores with actor_epsilon ** (1 + 7 i / (N - 1)) (Ape-X); one actor follows the schedule."""
+
     def __post_init__(self) -> None:
         positive: tuple[str, ...] = ("num_envs", "total_steps", "hidden_dim", "buffer_capacity", "batch_size")
         positive += ("train_every", "gradient_steps", "target_update_every", "eval_episodes")
@@ -218,6 +232,27 @@ class Config:
         if not self.device or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"device={self.device!r} is not one of cpu, cuda, cuda:N, auto")
         self._check_log()
+        self._check_actors()
+
+    def _check_actors(self) -> None:
+        for name in ("actors", "ray_cpus"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name}={value!r} must be an integer >= 0; pass {_option(name)} N with N >= 0 (0 turns it off)")
+        for name in ("weights_every", "chunk_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name}={value!r} must be a positive integer; pass {_option(name)} N with N >= 1")
+        if not 0.0 <= self.actor_epsilon <= 1.0:
+            raise ConfigError(f"actor_epsilon={self.actor_epsilon} must lie in [0, 1]")
+        if self.actors == 0:
+            if self.ray_address is not None:
+                raise ConfigError(f"ray_address={self.ray_address!r} needs actors to send to it; add --actors N or drop --ray-address")
+            return
+        if self.env_backend == "torch" or self.fuse_step == "on":
+            raise ConfigError("--actors runs Gymnasium envs in the actor processes; drop --env-backend torch / --fuse-step on")
+        if self.replay_storage == "frames":
+            raise ConfigError("--actors stores rows from many actors in a tensor ring; drop --replay-storage frames")
 
     def _check_choice(self, name: str, kind: Any) -> None:
         choices = get_args(kind)
