@@ -241,6 +241,24 @@ class ActorPool:
         else:  # the actor rebuilds its envs on the reset seed this request carries
             self._submit(actor)
 
+    def settle(self) -> None:
+        """At the end of a run: count the requests that have failed by now (lost chunks, restarts) without
+        sending new work, so the last metrics say what happened even when the run ended first."""
+        if not self.in_flight:
+            return
+        ready, _ = self.ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0)
+        for ref in ready:
+            actor, generation, kind = self.in_flight.pop(ref)
+            try:
+                self.ray.get(ref)
+            except self.ray.exceptions.RayError:
+                if kind != "collect":
+                    continue
+                self.lost_chunks += 1
+                if generation == self.generation[actor]:  # the first failure seen of this process
+                    self.restarts[actor] += 1
+                    self.generation[actor] += 1
+
     def queue_depth(self) -> int:
         """Chunks ready and not yet taken by the learner."""
         collects = [ref for ref, (_, _, kind) in self.in_flight.items() if kind == "collect"]

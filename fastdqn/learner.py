@@ -113,6 +113,8 @@ def train_distributed(
                     if record_eval(result, cfg, evaluation, state.env_steps, start_time):
                         agent.save(run_dir / "best.pt")
                 done = state.env_steps >= cfg.total_steps or result.solved_at_step is not None
+                if done:
+                    pool.settle()  # requests that failed while the last chunks came in still count
                 if chunk is not None and (state.env_steps >= state.next_log or evaluation is not None or done):
                     if state.env_steps >= state.next_log:
                         state.next_log = (state.env_steps // cfg.log_every_steps + 1) * cfg.log_every_steps

@@ -318,3 +318,23 @@ def test_two_actors_solve_cartpole_within_one_and_a_half_single_process_budgets(
         if sum(solved) >= 2:
             break
     assert sum(solved) >= 2, solved
+
+
+@pytest.mark.ray
+def test_sigterm_to_a_distributed_run_writes_a_checkpoint_and_resume_continues_it(tmp_path: Path) -> None:
+    """The learner handles SIGTERM as the single-process loop does: a checkpoint at the current step, exit 143."""
+    import signal
+
+    from test_resume import start_training, wait_for_checkpoints
+
+    from fastdqn.checkpoint import load_checkpoint
+
+    args = ("--actors", "1", "--ray-cpus", "2", "--total-steps", "10000000", "--checkpoint-every-steps", "1000")
+    process = start_training(tmp_path, *args, "--eval-every-steps", "0", "--stop-at-return", "none", "--learning-starts", "500")
+    wait_for_checkpoints(tmp_path / "run", 1, process, timeout=240.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "SIGTERM at env step" in stderr and "Traceback" not in stderr
+    newest = sorted((tmp_path / "run" / "checkpoints").glob("step-*.pt"))[-1]
+    assert load_checkpoint(newest)["loop"]["counters"][0] >= 1000
