@@ -241,23 +241,37 @@ class ActorPool:
         else:  # the actor rebuilds its envs on the reset seed this request carries
             self._submit(actor)
 
-    def settle(self) -> None:
-        """At the end of a run: count the requests that have failed by now (lost chunks, restarts) without
-        sending new work, so the last metrics say what happened even when the run ended first."""
-        if not self.in_flight:
-            return
-        ready, _ = self.ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0)
+    def settle(self, timeout: float = 30.0) -> None:
+        """At the end of a run, make the restart and lost-chunk counts say what happened even where the
+        run ended first: count the requests that have failed by now (without sending new work), then ask
+        each actor which process it is, since Ray may have restarted one whose new chunks were not needed."""
+        if self.in_flight:
+            ready, _ = self.ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=0)
+            for ref in ready:
+                actor, generation, kind = self.in_flight.pop(ref)
+                try:
+                    self.ray.get(ref)
+                except self.ray.exceptions.RayError:
+                    if kind != "collect":
+                        continue
+                    self.lost_chunks += 1
+                    if generation == self.generation[actor]:  # the first failure seen of this process
+                        self._count_restart(actor)
+        asked = {self.handles[a].ping.remote(): a for a, known in enumerate(self.instances) if known is not None}
+        ready, _ = self.ray.wait(list(asked), num_returns=len(asked), timeout=timeout)
         for ref in ready:
-            actor, generation, kind = self.in_flight.pop(ref)
+            actor = asked[ref]
             try:
-                self.ray.get(ref)
+                instance = self.ray.get(ref)
             except self.ray.exceptions.RayError:
-                if kind != "collect":
-                    continue
-                self.lost_chunks += 1
-                if generation == self.generation[actor]:  # the first failure seen of this process
-                    self.restarts[actor] += 1
-                    self.generation[actor] += 1
+                continue
+            if instance != self.instances[actor]:
+                self._count_restart(actor)
+
+    def _count_restart(self, actor: int) -> None:
+        self.restarts[actor] += 1
+        self.generation[actor] += 1
+        self.instances[actor] = None
 
     def queue_depth(self) -> int:
         """Chunks ready and not yet taken by the learner."""
