@@ -7,7 +7,6 @@ the same num_envs, and collection against the env's own step rate. Time to solve
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-import fastdqn
 from bench import runs
 from bench.cases import synchronize
 from bench.conftest import DEVICES, PROFILE, time_micro, time_runs
@@ -64,23 +62,6 @@ def bench_env_step(benchmark: Any, device: str, backend: str, num_envs: int) -> 
     time_micro(benchmark, fn, iterations=1 if num_envs >= 4096 else 5, num_envs=num_envs, what=f"CartPole-v1 vector step alone, {backend}")
 
 
-def collect(backend: str, num_envs: int, device: str, out_dir: Path) -> Any:
-    """`fastdqn.train` with updates off (act + env step + replay write + bookkeeping), default preset settings."""
-    total = max(min(num_envs * PROFILE.collect_steps_per_env, 2_000_000), 16 * num_envs)
-    count = iter(range(10**6))
-
-    def run() -> dict[str, float]:
-        cfg = runs.base_config(num_envs, device, total, out_dir, learning_starts=0, preset=None)
-        cfg = cfg.replace(train_every=10**9, run_name=f"collect-{backend}-{num_envs}-{next(count)}")  # no update
-        cfg = cfg.replace(env_backend=backend.removesuffix("-fused"), fuse_step="on" if backend.endswith("fused") else "off")
-        cfg = cfg.replace(buffer_capacity=max(cfg.buffer_capacity, 2 * num_envs))
-        start = time.perf_counter()
-        result = fastdqn.train(cfg)
-        return {"sps": runs.steady_sps(result.metrics), "env_steps": result.env_steps, "wall_s": time.perf_counter() - start}
-
-    return run
-
-
 @pytest.mark.parametrize("num_envs", SIZES)
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("device", DEVICES)
@@ -88,4 +69,4 @@ def bench_collect_backend(benchmark: Any, device: str, backend: str, num_envs: i
     if not (backend == "gymnasium" and device == "cuda" and num_envs in PROFILE.native_envs):  # gymnasium feeding a GPU is a fair row
         skip_unless_sized_for(device, backend, num_envs)
     what = f"fastdqn.train, no updates, CartPole-v1 {backend}: act + env step + replay write"
-    time_runs(benchmark, collect(backend, num_envs, device, tmp_path), rounds=PROFILE.e2e_rounds, what=what)
+    time_runs(benchmark, runs.collect(num_envs, device, PROFILE, tmp_path, backend), rounds=PROFILE.e2e_rounds, what=what)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cases import synchronize
+from bench.cases import random_rows, synchronize
 from bench.conftest import DEVICES, PROFILE, time_micro
 from bench.solve import first_solve
 from fastdqn.agent import DQNAgent
@@ -38,25 +38,13 @@ CLI = Path(__file__).resolve().parents[1] / "cli.py"
 """This checkout's `fastdqn` app (the venv's `fastdqn` script may point at another checkout)."""
 
 
-def cartpole_rows(batch_size: int, device: str, seed: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    rows = {
-        "obs": torch.randn(batch_size, 4, generator=g),
-        "action": torch.randint(0, 2, (batch_size,), generator=g),
-        "reward": torch.ones(batch_size),
-        "next_obs": torch.randn(batch_size, 4, generator=g),
-        "terminated": torch.rand(batch_size, generator=g) < 0.05,
-    }
-    return {name: value.to(device) for name, value in rows.items()}
-
-
 @pytest.mark.parametrize("members", MEMBERS)
 @pytest.mark.parametrize("device", DEVICES)
 def bench_update_members(benchmark: Any, device: str, members: str | int) -> None:
     cfg = Config(device=device, hidden_dim=64, batch_size=64)
     if members == "single":
         agent = DQNAgent(cfg.replace(compile="off"), SPACES, device)
-        batch = cartpole_rows(64, device, 0)
+        batch = random_rows(64, device, 0)
 
         def update() -> None:
             agent.update(batch)
@@ -66,7 +54,7 @@ def bench_update_members(benchmark: Any, device: str, members: str | int) -> Non
     else:
         assert isinstance(members, int)
         stacked = MemberAgents([cfg.replace(seed=s) for s in range(members)], SPACES, torch.device(device))
-        rows = [cartpole_rows(64, device, s) for s in range(members)]
+        rows = [random_rows(64, device, s) for s in range(members)]
         batch_k = MemberBatch({name: torch.stack([r[name] for r in rows]) for name in rows[0]})
         active = np.ones(members, dtype=bool)
 

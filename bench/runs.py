@@ -95,15 +95,23 @@ def base_config(
     )
 
 
-def collect(num_envs: int, device: str, profile: Profile, out_dir: Path) -> Callable[[], dict[str, float]]:
-    """`fastdqn.train` of the default preset with updates turned off (act + env step + extend + bookkeeping)."""
+def collect(num_envs: int, device: str, profile: Profile, out_dir: Path, backend: str = "gymnasium") -> Callable[[], dict[str, float]]:
+    """`fastdqn.train` of the default preset with updates turned off (act + env step + extend + bookkeeping).
+
+    `backend`: the env backend; `torch-fused` is the native env with `--fuse-step on`.
+    """
     total = min(num_envs * profile.collect_steps_per_env, 2_000_000)
     total = max(total, 16 * num_envs)
     runs = iter(range(1_000_000))
 
     def run() -> dict[str, float]:
         cfg = base_config(num_envs, device, total, out_dir, learning_starts=0, preset=None)
-        cfg = cfg.replace(train_every=10**9, run_name=f"collect-{num_envs}-{next(runs)}")  # no vector step is a multiple: no update
+        cfg = cfg.replace(
+            train_every=10**9, run_name=f"collect-{backend}-{num_envs}-{next(runs)}"
+        )  # no vector step is a multiple: no update
+        if backend != "gymnasium":
+            cfg = cfg.replace(env_backend="torch", fuse_step="on" if backend == "torch-fused" else "off")
+            cfg = cfg.replace(buffer_capacity=max(cfg.buffer_capacity, 2 * num_envs))  # the fused step writes every env's row
         cpu_start = time.process_time()
         result = fastdqn.train(cfg)
         cpu_s = time.process_time() - cpu_start

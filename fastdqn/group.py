@@ -13,10 +13,8 @@ Layout: `out_dir/<group>/` holds one run folder per member, `summary.csv` and `r
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +42,7 @@ from fastdqn.metrics import Metrics
 from fastdqn.run_state import RunResult
 from fastdqn.schedules import epsilon_at
 from fastdqn.signals import stop_on_signals
-from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, record_eval, seed_everything
+from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, new_run_folder, record_eval, seed_everything
 
 SHAPE_FIELDS = ("env_id", "network", "hidden_dim", "batch_size", "num_envs", "buffer_capacity", "n_step")
 """Fields that change a tensor's shape: one value per group."""
@@ -114,20 +112,6 @@ def member_names(cfgs: Sequence[Config]) -> list[str]:
     return ["-".join([*(f"{name}_{getattr(c, name)}" for name in varying), f"s{c.seed}"]) for c in cfgs]
 
 
-def make_group_dir(cfg: Config, overwrite: bool) -> Path:
-    """`out_dir/<run_name>` (default `<env>-group-<time>`), refused when it holds something, unless `overwrite`."""
-    name = cfg.run_name or f"{cfg.env_id.replace('/', '_').replace(':', '_')}-group-{datetime.now():%Y%m%d-%H%M%S-%f}"
-    group_dir = Path(cfg.out_dir) / name
-    if group_dir.exists() and any(group_dir.iterdir()):
-        if not overwrite:
-            raise ConfigError(
-                f"{group_dir} already holds a run; continue it with --resume {group_dir}, replace it with --overwrite, or pick another --run-name"
-            )
-        shutil.rmtree(group_dir)
-    group_dir.mkdir(parents=True, exist_ok=True)
-    return group_dir
-
-
 def train_many(
     cfgs: Sequence[Config],
     progress: bool = False,
@@ -161,7 +145,7 @@ def train_many(
     replay = MemberReplay([c.seed for c in cfgs], cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1)
     nstep = MemberNStep(cfg.n_step, cfg.gamma, k * n, n, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
     evaluator = MemberEvaluator(cfgs, device) if cfg.eval_every_steps else None
-    group_dir = resume if resume is not None else make_group_dir(cfg, overwrite)
+    group_dir = resume if resume is not None else new_run_folder(cfg, "group", overwrite)
     if resume is None:
         write_group_json(group_dir, list(cfgs))
     names = member_names(cfgs)

@@ -7,7 +7,6 @@ and checkpoint writer), fed by Ray actors (distributed.py) instead of a local en
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +21,11 @@ from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.distributed import ActorLog, ActorPool, DistributedResult, _Metrics, _spaces, connect, extend_with_priorities, require_ray
 from fastdqn.evaluate import Evaluator
-from fastdqn.resume import load_for_resume
+from fastdqn.resume import load_for_resume, restore_results, restore_rng, results_state, rng_state
 from fastdqn.run_state import LoopState
 from fastdqn.schedules import epsilon_at
 from fastdqn.signals import stop_on_signals
-from fastdqn.train import _check_finite, _interrupted, _update, build_replay, make_run_dir, record_eval, seed_everything
+from fastdqn.train import _check_finite, _interrupted, _update, build_replay, finish_run, make_run_dir, record_eval, seed_everything
 
 AfterChunk = Callable[[ActorPool, LoopState], None]
 
@@ -153,13 +152,7 @@ def train_distributed(
         metrics.close()
         if evaluator is not None:
             evaluator.close()
-    agent.save(run_dir / "final.pt")
-    result.env_steps = state.env_steps
-    result.wall_seconds = time.perf_counter() - start_time
-    if cfg.save_plot if plot is None else plot:
-        from fastdqn.plot import plot_run
-
-        plot_run(run_dir)
+    finish_run(cfg, result, state.env_steps, start_time, plot)
     return result
 
 
@@ -175,7 +168,6 @@ def _save(
     start_time: float,
 ) -> Path:
     """A resumable checkpoint: `resume.save_run_checkpoint`'s payload, with the actor pool's counters for the env."""
-    numpy_state: dict[str, Any] = np.random.get_state(legacy=False)
     payload = {
         "agent": agent.state_dict(),
         "buffer": result.buffer.state_dict() if cfg.save_buffer else None,
@@ -186,22 +178,9 @@ def _save(
             "actors": {"env_steps": list(pool.env_steps), "restarts": list(pool.restarts), "lost_chunks": pool.lost_chunks},
             "rounds_owed": rounds_owed,
         },
-        "run": {
-            "wall_seconds": time.perf_counter() - start_time,
-            "best_eval_return": result.best_eval_return,
-            "solved_at_step": result.solved_at_step,
-            "solved_at_seconds": result.solved_at_seconds,
-            "eval_history": [list(item) for item in result.eval_history],
-        },
+        "run": results_state(result, start_time),
         "metrics": metrics.state_dict(),
-        "rng": {
-            "python": random.getstate(),
-            "numpy": {
-                **numpy_state,
-                "state": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)), "pos": numpy_state["state"]["pos"]},
-            },
-            "torch": torch.get_rng_state(),
-        },
+        "rng": rng_state(),
     }
     return write_run_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
 
@@ -220,18 +199,5 @@ def _restore(saved: dict[str, Any], state: LoopState, result: DistributedResult)
         result.buffer.load_state_dict(saved["buffer"])
     loop = saved["loop"]
     state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
-    run = saved["run"]
-    result.best_eval_return, result.solved_at_step, result.solved_at_seconds = (
-        run["best_eval_return"],
-        run["solved_at_step"],
-        run["solved_at_seconds"],
-    )
-    result.eval_history = [(int(step), float(mean)) for step, mean in run["eval_history"]]
-    rng = saved["rng"]
-    random.setstate(rng["python"])
-    numpy_state = rng["numpy"]
-    np.random.set_state(
-        {**numpy_state, "state": {"key": numpy_state["state"]["key"].numpy().astype(np.uint32), "pos": numpy_state["state"]["pos"]}}
-    )
-    torch.set_rng_state(rng["torch"])
-    return time.perf_counter() - float(run["wall_seconds"]), float(loop["rounds_owed"])
+    restore_rng(saved["rng"])
+    return restore_results(result, saved["run"]), float(loop["rounds_owed"])

@@ -43,7 +43,6 @@ def save_run_checkpoint(
     start_time: float,
 ) -> Path:
     """Write the run's state at `state.env_steps` into `run_dir/checkpoints/` (atomic, newest K kept)."""
-    numpy_state: dict[str, Any] = np.random.get_state(legacy=False)
     payload = {
         "agent": agent.state_dict(),
         "buffer": buffer.state_dict() if cfg.save_buffer else None,
@@ -54,22 +53,9 @@ def save_run_checkpoint(
             "episodes": episodes.state_dict(),
             "counters": [state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint],
         },
-        "run": {
-            "wall_seconds": time.perf_counter() - start_time,
-            "best_eval_return": result.best_eval_return,
-            "solved_at_step": result.solved_at_step,
-            "solved_at_seconds": result.solved_at_seconds,
-            "eval_history": [list(item) for item in result.eval_history],
-        },
+        "run": results_state(result, start_time),
         "metrics": metrics.state_dict(),
-        "rng": {
-            "python": random.getstate(),
-            "numpy": {
-                **numpy_state,
-                "state": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)), "pos": numpy_state["state"]["pos"]},
-            },
-            "torch": torch.get_rng_state(),
-        },
+        "rng": rng_state(),
     }
     return write_run_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
 
@@ -119,18 +105,47 @@ def restore_run(
     else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
         collector.reset(result.agent.cfg.seed + state.env_steps)
     episodes.log_start = state.env_steps
-    run = saved["run"]
+    restore_rng(saved["rng"])
+    return restore_results(result, saved["run"])
+
+
+def results_state(result: RunResult, start_time: float) -> dict[str, Any]:
+    """A checkpoint's `run` section: wall time so far, the best evaluation, the solve point, the evaluations."""
+    return {
+        "wall_seconds": time.perf_counter() - start_time,
+        "best_eval_return": result.best_eval_return,
+        "solved_at_step": result.solved_at_step,
+        "solved_at_seconds": result.solved_at_seconds,
+        "eval_history": [list(item) for item in result.eval_history],
+    }
+
+
+def restore_results(result: RunResult, run: dict[str, Any]) -> float:
+    """Put a `run` section back; returns the start time that continues wall time."""
     result.best_eval_return, result.solved_at_step, result.solved_at_seconds = (
         run["best_eval_return"],
         run["solved_at_step"],
         run["solved_at_seconds"],
     )
     result.eval_history = [(int(step), float(mean)) for step, mean in run["eval_history"]]
-    rng = saved["rng"]
+    return time.perf_counter() - float(run["wall_seconds"])
+
+
+def rng_state() -> dict[str, Any]:
+    """The process-wide generators (python, numpy, torch) as tensors and plain data."""
+    numpy_state: dict[str, Any] = np.random.get_state(legacy=False)
+    key = torch.from_numpy(numpy_state["state"]["key"].astype(np.int64))
+    return {
+        "python": random.getstate(),
+        "numpy": {**numpy_state, "state": {"key": key, "pos": numpy_state["state"]["pos"]}},
+        "torch": torch.get_rng_state(),
+    }
+
+
+def restore_rng(rng: dict[str, Any]) -> None:
     random.setstate(rng["python"])
     numpy_state = rng["numpy"]
     np.random.set_state(
         {**numpy_state, "state": {"key": numpy_state["state"]["key"].numpy().astype(np.uint32), "pos": numpy_state["state"]["pos"]}}
     )
     torch.set_rng_state(rng["torch"])
-    return time.perf_counter() - float(run["wall_seconds"])

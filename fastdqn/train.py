@@ -50,16 +50,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_run_dir(cfg: Config, overwrite: bool = False) -> Path:
-    name = cfg.run_name or f"{cfg.env_id.replace('/', '_').replace(':', '_')}-s{cfg.seed}-{datetime.now():%Y%m%d-%H%M%S-%f}"
-    run_dir = Path(cfg.out_dir) / name
-    if run_dir.exists() and any(run_dir.iterdir()):
+def new_run_folder(cfg: Config, kind: str, overwrite: bool = False) -> Path:
+    """`out_dir/<run_name>` (default `<env>-<kind>-<time>`), made empty; one that holds a run is refused unless `overwrite`."""
+    name = cfg.run_name or f"{cfg.env_id.replace('/', '_').replace(':', '_')}-{kind}-{datetime.now():%Y%m%d-%H%M%S-%f}"
+    folder = Path(cfg.out_dir) / name
+    if folder.exists() and any(folder.iterdir()):
         if not overwrite:
             raise ConfigError(
-                f"{run_dir} already holds a run; continue it with --resume {run_dir}, replace it with --overwrite, or pick another --run-name"
+                f"{folder} already holds a run; continue it with --resume {folder}, replace it with --overwrite, or pick another --run-name"
             )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def make_run_dir(cfg: Config, overwrite: bool = False) -> Path:
+    run_dir = new_run_folder(cfg, f"s{cfg.seed}", overwrite)
     (run_dir / "config.json").write_text(cfg.to_json())
     return run_dir
 
@@ -160,14 +166,19 @@ def train(
         envs.close()
         if evaluator is not None:
             evaluator.close()
-    agent.save(run_dir / "final.pt")
-    result.env_steps = state.env_steps
+    finish_run(cfg, result, state.env_steps, start_time, plot)
+    return result
+
+
+def finish_run(cfg: Config, result: RunResult, env_steps: int, start_time: float, plot: bool | None) -> None:
+    """After the loop: `final.pt`, the run's length and wall time, and `returns.png` unless `plot` (or cfg) says not."""
+    result.agent.save(result.run_dir / "final.pt")
+    result.env_steps = env_steps
     result.wall_seconds = time.perf_counter() - start_time
     if cfg.save_plot if plot is None else plot:
         from fastdqn.plot import plot_run
 
-        plot_run(run_dir)
-    return result
+        plot_run(result.run_dir)
 
 
 def _update(cfg: Config, agent: DQNAgent, buffer: ReplayBuffer, env_steps: int) -> dict[str, torch.Tensor]:

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 os.environ["FASTDQN_BENCH_PROFILE"] = "tiny"  # read when the bench modules are imported
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` is a top-level folder, not installed
 
+from test_bench import OneCall  # the stand-in for pytest-benchmark's fixture
+
 from bench import bench_members, report
-
-
-class OneCall:
-    def __init__(self) -> None:
-        self.extra_info: dict[str, Any] = {}
-        self.calls = 0
-
-    def pedantic(self, target: Callable[[], object], **_: Any) -> object:
-        self.calls += 1
-        return target()
 
 
 @pytest.mark.parametrize("members", ["single", 8])
