@@ -67,7 +67,7 @@ MEMBER_FIELDS = (
 )
 """Fields each member may set on its own."""
 IGNORED_FIELDS = ("compile", "compile_mode", "fuse_step")
-"""A group's update is always the stacked eager one."""
+"""A group's update is always the stacked eager one: `auto` picks it, `on` is refused (`check_group`)."""
 
 
 def check_group(cfgs: Sequence[Config]) -> None:
@@ -90,6 +90,9 @@ def check_group(cfgs: Sequence[Config]) -> None:
         raise ConfigError("two members of the group have the same settings; give each seed (and grid value) once")
     if first.n_step > 1 and len({c.gamma for c in cfgs}) > 1:
         raise ConfigError(f"n_step={first.n_step} folds gamma into the stored rows, so a group with --n-step > 1 takes one --gamma")
+    refused = _refused_options(cfgs)
+    if refused:
+        raise ConfigError(refused)
     if first.per:
         raise ConfigError("--per is not supported for many runs in one process yet; drop --per or run the seeds one by one")
     if first.network != "mlp" or is_atari(first.env_id):
@@ -100,6 +103,17 @@ def check_group(cfgs: Sequence[Config]) -> None:
         raise ConfigError(
             f"buffer_capacity={first.buffer_capacity} is below num_envs x n_step = {first.num_envs * first.n_step}; raise --buffer-capacity"
         )
+
+
+def _refused_options(cfgs: Sequence[Config]) -> str | None:
+    """The first option a group cannot honour, as one line naming it and the alternative; None if none."""
+    if any(c.fuse_step == "on" for c in cfgs):
+        return "--fuse-step on is a single-run mode; many runs in one process (--seeds) step eagerly: drop --fuse-step or run the seeds one by one"
+    if any(c.compile == "on" for c in cfgs):
+        return "--compile on is a single-run mode; many runs in one process (--seeds) update eagerly: drop --compile or run the seeds one by one"
+    if any(c.actors > 0 for c in cfgs):
+        return f"--actors {cfgs[0].actors} trains one run with Ray actors; --seeds trains in one process without them: drop one of the two"
+    return None
 
 
 def _member_key(cfg: Config) -> tuple[Any, ...]:

@@ -148,6 +148,9 @@ def test_cli_trains_the_grid_of_listed_values_times_the_seeds(tmp_path: Path) ->
         (["--hidden-dim", "32,64", "--seeds", "1-2"], "--hidden-dim change tensor shapes"),
         (["--seeds", "1-2", "--seed", "3"], "not both"),
         (["--learning-rate", "1e-3,x"], "'x' is not a number"),
+        (["--seeds", "1-2", "--env-backend", "torch", "--fuse-step", "on"], "--fuse-step on is a single-run mode"),
+        (["--seeds", "1-2", "--compile", "on"], "--compile on is a single-run mode"),
+        (["--seeds", "1-2", "--actors", "1"], "--actors 1 trains one run with Ray actors"),
     ],
 )
 def test_cli_refuses_a_bad_group_in_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
