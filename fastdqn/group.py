@@ -39,8 +39,9 @@ from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.member_replay import MemberNStep, MemberReplay
 from fastdqn.members import MemberAgents
 from fastdqn.metrics import Metrics
+from fastdqn.per import PrioritizedSampler
 from fastdqn.run_state import RunResult
-from fastdqn.schedules import epsilon_at
+from fastdqn.schedules import epsilon_at, linear_schedule
 from fastdqn.signals import stop_on_signals
 from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, new_run_folder, record_eval, seed_everything
 
@@ -93,11 +94,10 @@ def check_group(cfgs: Sequence[Config]) -> None:
     refused = _refused_options(cfgs)
     if refused:
         raise ConfigError(refused)
-    if first.per:
-        raise ConfigError("--per is not supported for many runs in one process yet; drop --per or run the seeds one by one")
-    if first.network != "mlp" or is_atari(first.env_id):
+    if first.network == "nature_cnn" or is_atari(first.env_id):
         raise ConfigError(
-            f"many runs in one process train --network mlp on vector observations only, not {first.env_id} with {first.network}"
+            f"many runs in one process (--seeds) train --network mlp or dueling on vector observations, not {first.env_id} with "
+            f"{first.network}; run the seeds one by one"
         )
     if first.buffer_capacity < first.num_envs * first.n_step:
         raise ConfigError(
@@ -156,7 +156,7 @@ def train_many(
     envs = MemberEnvs(cfgs, n, device)
     spaces = envs.spaces
     members = MemberAgents(cfgs, spaces, device)
-    replay = MemberReplay([c.seed for c in cfgs], cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1)
+    replay = MemberReplay(cfgs, cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1)
     nstep = MemberNStep(cfg.n_step, cfg.gamma, k * n, n, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
     evaluator = MemberEvaluator(cfgs, device) if cfg.eval_every_steps else None
     group_dir = resume if resume is not None else new_run_folder(cfg, "group", overwrite)
@@ -214,8 +214,7 @@ def train_many(
                     trackers[i].record(envs.member_step(step, slot), env_steps)
                 learning = (env_steps >= learning_starts[live]) & (replay.size >= cfg.batch_size)
                 if learning.any() and vector_steps % cfg.train_every == 0:
-                    for _ in range(cfg.gradient_steps):
-                        stats = members.update(replay.sample(cfg.batch_size, learning), learning)
+                    stats = _update(cfgs, live, members, replay, learning, env_steps)
 
                 evaluations: list[Evaluation | None] = [None] * len(live)
                 if evaluator is not None and env_steps >= next_eval:
@@ -295,6 +294,21 @@ def plot_group(group_dir: Path, results: Sequence[RunResult]) -> None:
     for result in results:
         plot_run(result.run_dir)
     plot_group_returns(group_dir, [r.run_dir for r in results])
+
+
+def _update(
+    cfgs: Sequence[Config], live: Sequence[int], members: MemberAgents, replay: MemberReplay, learning: np.ndarray, env_steps: int
+) -> dict[str, torch.Tensor]:
+    """`gradient_steps` stacked updates; prioritized replay anneals each member's beta and gets new priorities."""
+    for slot, i in enumerate(live):
+        sampler = replay.samplers[slot]
+        if isinstance(sampler, PrioritizedSampler):
+            sampler.beta = linear_schedule(cfgs[i].per_beta_start, 1.0, cfgs[i].total_steps, env_steps)
+    for _ in range(cfgs[0].gradient_steps):
+        batch = replay.sample(cfgs[0].batch_size, learning)
+        stats = members.update(batch, learning)
+        replay.update_priorities(batch, stats["td_error"], learning)
+    return stats
 
 
 def _step(envs: MemberEnvs, actions: torch.Tensor, env_steps: int) -> EnvStep:

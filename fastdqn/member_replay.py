@@ -5,7 +5,8 @@ with the same rows would: the same positions, and indices drawn by `torch.randin
 seeded with its seed, as `UniformSampler` draws them. Cursors are host integers per member: with
 native envs every member writes N rows a step and the cursors stay equal (one slice copy per field),
 while Gymnasium's reset steps and n-step windows give members different row counts (one index copy
-per field, positions worked out on the host, where the counts are known).
+per field, positions worked out on the host, where the counts are known). Each member has the
+sampler its single run has: uniform, or prioritized with its own sum tree (`make_sampler`).
 """
 
 from __future__ import annotations
@@ -18,32 +19,32 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fastdqn.buffer import ReplayBuffer, RingWriter, TensorStorage, UniformSampler, available_memory_bytes
-from fastdqn.config import ConfigError
-from fastdqn.device import restore_generator
+from fastdqn.buffer import ReplayBuffer, RingWriter, Sampler, TensorStorage, UniformSampler, available_memory_bytes
+from fastdqn.config import Config, ConfigError
 from fastdqn.members import MemberBatch
 from fastdqn.nstep import NStepWriter
+from fastdqn.per import PrioritizedSampler
 
 
 class MemberReplay:
     """K rings of `capacity` rows each, on `device`.
 
     Args:
-        seeds: one per member; member k samples from a generator seeded `seeds[k]`.
+        cfgs: one per member; member k samples as its single run does (`make_sampler(cfgs[k])`).
         obs_shape, obs_dtype: one observation.
         discount: store the per-row bootstrap factor n-step rows carry.
     """
 
     def __init__(
         self,
-        seeds: Sequence[int],
+        cfgs: Sequence[Config],
         capacity: int,
         obs_shape: tuple[int, ...],
         obs_dtype: torch.dtype,
         device: torch.device,
         discount: bool = False,
     ):
-        self.k = len(seeds)
+        self.k = len(cfgs)
         self.capacity = capacity
         self.device = device
         specs: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
@@ -66,11 +67,8 @@ class MemberReplay:
         self.flat = {name: t.view(self.k * capacity, *t.shape[2:]) for name, t in self.fields.items()}
         self.cursor = np.zeros(self.k, dtype=np.int64)
         self.size = np.zeros(self.k, dtype=np.int64)
-        self.generators = []
-        for seed in seeds:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(seed)
-            self.generators.append(generator)
+        self.samplers = [make_sampler(cfg, capacity, device) for cfg in cfgs]
+        self.prioritized = isinstance(self.samplers[0], PrioritizedSampler)
         self.offsets = torch.arange(self.k, device=device).unsqueeze(1) * capacity  # (K, 1)
 
     def extend(self, rows: Mapping[str, Tensor], members: np.ndarray | None) -> None:
@@ -85,6 +83,9 @@ class MemberReplay:
             if (self.cursor == start).all() and start + per <= self.capacity:
                 for name, storage in self.fields.items():  # the common case: one slice copy per field
                     storage[:, start : start + per] = rows[name].view(self.k, per, *storage.shape[2:])
+                if self.prioritized:
+                    for sampler in self.samplers:
+                        sampler.on_write(slice(start, start + per))
                 self._advance(np.full(self.k, per, dtype=np.int64))
                 return
             members = np.repeat(np.arange(self.k), per)
@@ -96,6 +97,10 @@ class MemberReplay:
         index = torch.from_numpy(where).to(self.device, non_blocking=True)
         for name, storage in self.flat.items():
             storage.index_copy_(0, index, rows[name].to(storage.device, storage.dtype, non_blocking=True))
+        if self.prioritized:
+            for k in np.flatnonzero(counts):
+                ring = where[members == k] - k * self.capacity  # member k's rows, in the order it wrote them
+                self.samplers[k].on_write(torch.from_numpy(ring).to(self.device))
         self._advance(counts)
 
     def _advance(self, counts: np.ndarray) -> None:
@@ -104,16 +109,32 @@ class MemberReplay:
 
     def sample(self, batch_size: int, active: np.ndarray) -> MemberBatch:
         """`batch_size` rows per member, (K, B, ...); members not `active` (host bool (K,)) draw
-        nothing and get row 0, which their update ignores."""
-        parts = []
-        for k, generator in enumerate(self.generators):
+        nothing and get row 0 (weight 1), which their update ignores."""
+        parts, weights = [], []
+        for k, sampler in enumerate(self.samplers):
             if active[k]:
-                parts.append(torch.randint(0, int(self.size[k]), (batch_size,), generator=generator, device=self.device))
+                index, weight = sampler.sample(int(self.size[k]), batch_size)
             else:
-                parts.append(torch.zeros(batch_size, dtype=torch.int64, device=self.device))
-        index = (torch.stack(parts) + self.offsets).view(-1)  # (K * B,) rows of the flat storage
+                index, weight = torch.zeros(batch_size, dtype=torch.int64, device=self.device), None
+            parts.append(index)
+            if self.prioritized:
+                weights.append(torch.ones(batch_size, device=self.device) if weight is None else weight)
+        storage_index = torch.stack(parts)  # (K, B) rows of each member's ring
+        index = (storage_index + self.offsets).view(-1)  # (K * B,) rows of the flat storage
         fields = {name: t.index_select(0, index).view(self.k, batch_size, *t.shape[1:]) for name, t in self.flat.items()}
-        return MemberBatch(fields)
+        batch = MemberBatch(fields)
+        batch.storage_index = storage_index
+        if self.prioritized:
+            batch.weights = torch.stack(weights)
+        return batch
+
+    def update_priorities(self, batch: MemberBatch, td_error: Tensor, active: np.ndarray) -> None:
+        """Prioritized replay: each active member's sampled rows get their new |TD error| (K, B)."""
+        if not self.prioritized or batch.storage_index is None:
+            return
+        priorities = td_error.abs()
+        for k in np.flatnonzero(active):
+            self.samplers[k].update(batch.storage_index[k], priorities[k])
 
     def member_state(self, k: int) -> dict[str, Any]:
         """Member k's ring as a single run's `ReplayBuffer.state_dict()`."""
@@ -123,7 +144,7 @@ class MemberReplay:
             "cursor": int(self.cursor[k]),
             "size": size,
             "storage": {"fields": {name: t[k, :size].clone() for name, t in self.fields.items()}},
-            "sampler": {"generator": self.generators[k].get_state()},
+            "sampler": self.samplers[k].state_dict(),
         }
 
     def keep(self, slots: Sequence[int]) -> None:
@@ -133,14 +154,13 @@ class MemberReplay:
         self.k = len(slots)
         self.flat = {name: t.view(self.k * self.capacity, *t.shape[2:]) for name, t in self.fields.items()}
         self.cursor, self.size = self.cursor[list(slots)], self.size[list(slots)]
-        self.generators = [self.generators[i] for i in slots]
+        self.samplers = [self.samplers[i] for i in slots]
         self.offsets = torch.arange(self.k, device=self.device).unsqueeze(1) * self.capacity
 
     def member_buffer(self, k: int) -> ReplayBuffer:
-        """Member k's ring as a `ReplayBuffer` over views of its rows (no copy); its sampler goes on
-        from where member k's stream is."""
-        sampler = UniformSampler(self.device)
-        sampler.generator.set_state(self.generators[k].get_state())
+        """Member k's ring as a `ReplayBuffer` over views of its rows (no copy); its sampler is member
+        k's (a frozen member's, or pass a copy's state before the group goes on)."""
+        sampler = self.samplers[k]
         writer = RingWriter(self.capacity)
         writer.cursor, writer.size = int(self.cursor[k]), int(self.size[k])
         return ReplayBuffer(MemberRows({name: t[k] for name, t in self.fields.items()}, self.capacity, self.device), sampler, writer)
@@ -156,7 +176,14 @@ class MemberReplay:
             for name, t in self.fields.items():
                 t[k, :size].copy_(saved["storage"]["fields"][name])
             self.cursor[k], self.size[k] = int(saved["cursor"]), size
-            restore_generator(self.generators[k], saved["sampler"]["generator"])
+            self.samplers[k].load_state_dict(saved["sampler"])
+
+
+def make_sampler(cfg: Config, capacity: int, device: torch.device) -> Sampler:
+    """The sampler `cfg`'s single run draws with (`train.build_replay`), seeded as it seeds it."""
+    if cfg.per:
+        return PrioritizedSampler(capacity, device, cfg.per_alpha, cfg.per_eps, cfg.seed)
+    return UniformSampler(device, cfg.seed)
 
 
 class MemberRows(TensorStorage):

@@ -2,7 +2,8 @@
 
 Why: on a CPU, each op of a small MLP update costs mostly fixed overhead, and on a GPU one run
 leaves the device idle, so K updates done as batched matmuls (`torch.bmm`) cost little more than
-one. The TD loss's backward is the written-out one of `backprop.py`, batched over members.
+one. The TD loss's backward is the written-out one of `backprop.py`, batched over members
+(`stacked_mlp.py`), for the MLP and the dueling MLP, with PER importance weights.
 
 Member k is the run its `Config` describes, on its own: its initial weights are those
 `DQNAgent(cfg_k)` draws after `torch.manual_seed(seed_k)`, and its exploration draws from its own
@@ -22,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from fastdqn.agent import DQNAgent
@@ -30,6 +30,7 @@ from fastdqn.config import Config, ConfigError
 from fastdqn.device import restore_generator
 from fastdqn.envs import EnvSpaces
 from fastdqn.networks import MLP
+from fastdqn.stacked_mlp import StackedViews, stacked_q, stacked_td_backward
 
 
 def _stack(values: Sequence[float], device: torch.device) -> Tensor:
@@ -46,10 +47,12 @@ class MemberBatch:
         self.next_obs = fields["next_obs"]  # (K, B, *obs_shape)
         self.terminated = fields["terminated"]  # (K, B) bool
         self.discount = fields.get("discount")  # (K, B) float32 or None
+        self.weights: Tensor | None = None  # (K, B) float32 importance weights, prioritized replay only
+        self.storage_index: Tensor | None = None  # (K, B) int64 rows of each member's ring (priority updates)
 
 
 class MemberAgents:
-    """K MLP Q-networks stacked along a leading axis, with their targets and Adam state.
+    """K MLP (or dueling MLP) Q-networks stacked along a leading axis, with their targets and Adam state.
 
     Args:
         cfgs: one config per member; they must agree on every field that changes a tensor shape or
@@ -65,9 +68,9 @@ class MemberAgents:
 
     def __init__(self, cfgs: Sequence[Config], spaces: EnvSpaces, device: torch.device):
         cfg = cfgs[0]
-        if cfg.network != "mlp":
+        if cfg.network not in ("mlp", "dueling"):
             raise ConfigError(
-                f"network={cfg.network!r}: many runs in one process train --network mlp only; drop --network or run them one by one"
+                f"network={cfg.network!r}: many runs in one process train --network mlp or dueling; drop --network or run them one by one"
             )
         self.cfgs = list(cfgs)
         self.k = len(cfgs)
@@ -88,8 +91,8 @@ class MemberAgents:
         first = self.agents[0].q_network
         assert isinstance(first, MLP)
         self.shapes = [tuple(w.shape) for w in first.weights()]
-        self.online_weights = self._views(self.online)
-        self.target_weights = self._views(self.target)
+        self.online_weights = StackedViews(self.online, self.shapes)
+        self.target_weights = StackedViews(self.target, self.shapes)
         self.gamma = _stack([c.gamma for c in cfgs], device)
         self.lr = _stack([c.learning_rate for c in cfgs], device)
         self.eps = _stack([c.adam_eps for c in cfgs], device)
@@ -104,32 +107,11 @@ class MemberAgents:
         self.double_dqn = cfg.double_dqn
         self.huber = cfg.loss == "huber"
 
-    def _views(self, flat: Tensor) -> list[Tensor]:
-        """Views into `flat` (K, P), built once (in-place steps and syncs show through them): each
-        weight as (K, out, in), then each layer as the (K, in, out) transpose and the (K, 1, out) bias
-        that `baddbmm` takes, which saves a dozen view ops per forward."""
-        views, offset = [], 0
-        for shape in self.shapes:
-            n = int(np.prod(shape))
-            views.append(flat[:, offset : offset + n].view(self.k, *shape))
-            offset += n
-        w1, b1, w2, b2, w3, b3 = views
-        return [*views, w1.transpose(1, 2), b1.unsqueeze(1), w2.transpose(1, 2), b2.unsqueeze(1), w3.transpose(1, 2), b3.unsqueeze(1)]
-
-    @staticmethod
-    def q_values(weights: Sequence[Tensor], obs: Tensor) -> Tensor:
-        """Q (K, B, A) of obs (K, B, *obs_shape) under stacked MLP weights (`_views`)."""
-        w1t, b1, w2t, b2, w3t, b3 = weights[6:]
-        x = obs if obs.dim() == 3 and obs.dtype == torch.float32 else obs.flatten(2).float()  # (K, B, D)
-        h = torch.baddbmm(b1, x, w1t).relu_()
-        h = torch.baddbmm(b2, h, w2t).relu_()
-        return torch.baddbmm(b3, h, w3t)
-
     @torch.no_grad()
     def act(self, obs: Tensor, epsilons: Sequence[float]) -> Tensor:
         """Epsilon-greedy actions (K, N) int64 for obs (K, N, *obs_shape); member k explores with
         its own generator and `epsilons[k]`, drawing what a single run's `DQNAgent.act` draws."""
-        greedy = self.q_values(self.online_weights, obs).argmax(dim=2)  # (K, N)
+        greedy = stacked_q(self.online_weights, obs).argmax(dim=2)  # (K, N)
         n = greedy.shape[1]
         if all(e <= 0.0 for e in epsilons):
             return greedy
@@ -147,9 +129,9 @@ class MemberAgents:
     def td_target(self, batch: MemberBatch) -> Tensor:
         """(K, B) `r + gamma_k Q_target(s', a*)`, a* from the online net with Double DQN; n-step rows
         bootstrap with their own `discount` (already 0 after a terminal)."""
-        next_q_target = self.q_values(self.target_weights, batch.next_obs)  # (K, B, A)
+        next_q_target = stacked_q(self.target_weights, batch.next_obs)  # (K, B, A)
         if self.double_dqn:
-            next_action = self.q_values(self.online_weights, batch.next_obs).argmax(dim=2, keepdim=True)
+            next_action = stacked_q(self.online_weights, batch.next_obs).argmax(dim=2, keepdim=True)
             next_value = next_q_target.gather(2, next_action).squeeze(2)  # (K, B)
         else:
             next_value = next_q_target.amax(dim=2)
@@ -158,52 +140,15 @@ class MemberAgents:
         return batch.reward + (self.gamma * next_value).masked_fill_(batch.terminated, 0.0)
 
     @torch.no_grad()
-    def _loss_and_grad(self, batch: MemberBatch, td_target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Loss (K,), mean Q (K,) and td_error (K, B); d loss / d weights written into `grad` (K, P).
-
-        `backprop.mlp_td_backward` with a member axis: every mm is a bmm over K.
-        """
-        _, _, w2, _, w3, _, w1t, b1, w2t, b2, w3t, b3 = self.online_weights
-        obs = batch.obs
-        x = obs if obs.dim() == 3 and obs.dtype == torch.float32 else obs.flatten(2).float()  # (K, B, D)
-        h1 = torch.baddbmm(b1, x, w1t).relu_()  # (K, B, H)
-        h2 = torch.baddbmm(b2, h1, w2t).relu_()  # (K, B, H)
-        q_all = torch.baddbmm(b3, h2, w3t)  # (K, B, A)
-        index = batch.action.unsqueeze(2)  # (K, B, 1)
-        q = q_all.gather(2, index).squeeze(2)  # (K, B)
-        td_error = td_target - q
-        batch_size = q.shape[1]
-        if self.huber:
-            loss = F.smooth_l1_loss(q, td_target, reduction="none").mean(dim=1)
-            grad_q = td_error.clamp(-1.0, 1.0).mul_(-1.0 / batch_size)
-        else:
-            loss = td_error.square().mean(dim=1)
-            grad_q = td_error.mul(-2.0 / batch_size)
-        grad_head = torch.zeros_like(q_all).scatter_(2, index, grad_q.unsqueeze(2))  # (K, B, A)
-        grad_z2 = torch.bmm(grad_head, w3).mul_(h2.sign())  # (K, B, H): through the ReLU
-        grad_z1 = torch.bmm(grad_z2, w2).mul_(h1.sign())
-        torch.cat(
-            [
-                torch.bmm(grad_z1.transpose(1, 2), x).flatten(1),
-                grad_z1.sum(dim=1),
-                torch.bmm(grad_z2.transpose(1, 2), h1).flatten(1),
-                grad_z2.sum(dim=1),
-                torch.bmm(grad_head.transpose(1, 2), h2).flatten(1),
-                grad_head.sum(dim=1),
-            ],
-            dim=1,
-            out=self.grad,
-        )
-        return loss, q.mean(dim=1), td_error
-
-    @torch.no_grad()
     def update(self, batch: MemberBatch, active: np.ndarray) -> dict[str, Tensor]:
         """One gradient step for every member where `active` (K,) bool (host) is True; the others
         keep their weights, Adam state and counters untouched.
 
         Returns device tensors, never read back here: `loss` (K,), `q_mean` (K,), `td_error` (K, B).
         """
-        loss, q_mean, td_error = self._loss_and_grad(batch, self.td_target(batch))
+        loss, q_mean, td_error = stacked_td_backward(
+            self.online_weights, self.grad, batch.obs, batch.action, self.td_target(batch), self.huber, batch.weights
+        )
         grads = self.grad
         if self.clip_values:
             grads.clamp_(-self.clip_value, self.clip_value)
@@ -291,7 +236,7 @@ class MemberAgents:
         self.agents = [self.agents[i] for i in slots]
         self.generators = [self.generators[i] for i in slots]
         self.k = len(slots)
-        self.online_weights, self.target_weights = self._views(self.online), self._views(self.target)
+        self.online_weights, self.target_weights = StackedViews(self.online, self.shapes), StackedViews(self.target, self.shapes)
         self.fused_adam = self.device.type in ("cpu", "cuda") and len({(c.learning_rate, c.adam_eps) for c in self.cfgs}) == 1
 
     def export(self, k: int) -> DQNAgent:

@@ -1,4 +1,5 @@
-"""A tiny pixel env for frame-stack tests, registered on import (ids like `framestack_env:Frames-v0`).
+"""A tiny pixel env for frame-stack tests, registered on import (ids like `framestack_env:Frames-v0`;
+`Frames84-v0` is the same at 84 x 84, the Nature CNN's input).
 
 Each frame is random noise with the episode number, the step and the env's seed drawn into its
 first pixels, so every frame differs from every other and a wrong stack cannot pass as right.
@@ -22,20 +23,21 @@ FREEZE = 5
 
 
 class FrameCounterEnv(gym.Env[np.ndarray, np.int64]):
-    def __init__(self) -> None:
-        self.observation_space = gym.spaces.Box(0, 255, shape=(SIZE, SIZE), dtype=np.uint8)
+    def __init__(self, size: int = SIZE) -> None:
+        self.size = size
+        self.observation_space = gym.spaces.Box(0, 255, shape=(size, size), dtype=np.uint8)
         self.action_space = gym.spaces.Discrete(3)
         self.rng = np.random.default_rng(0)
         self.episode = -1
         self.t = 0
         self.offset = 0
         self.length = 1
-        self.frame = np.zeros((SIZE, SIZE), dtype=np.uint8)
+        self.frame = np.zeros((size, size), dtype=np.uint8)
 
     def _draw(self) -> np.ndarray:
         if self.t > 0 and self.t % FREEZE == 0:
             return self.frame  # a static screen: the same pixels again
-        frame = self.rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8)
+        frame = self.rng.integers(0, 256, (self.size, self.size), dtype=np.uint8)
         frame[0, :3] = (self.episode % 256, self.t, self.offset)
         self.frame = frame
         return frame
@@ -55,9 +57,10 @@ class FrameCounterEnv(gym.Env[np.ndarray, np.int64]):
         return self._draw().copy(), float(action), self.t >= self.length, False, {}
 
 
-def _stacked(padding: str) -> gym.Env[np.ndarray, np.int64]:
-    return FrameStackObservation(gym.wrappers.TimeLimit(FrameCounterEnv(), TRUNCATE_AT), 4, padding_type=padding)
+def _stacked(padding: str, size: int = SIZE) -> gym.Env[np.ndarray, np.int64]:
+    return FrameStackObservation(gym.wrappers.TimeLimit(FrameCounterEnv(size), TRUNCATE_AT), 4, padding_type=padding)
 
 
 gym.register("Frames-v0", entry_point=lambda: _stacked("reset"))
 gym.register("ZeroPadFrames-v0", entry_point=lambda: _stacked("zero"))
+gym.register("Frames84-v0", entry_point=lambda: _stacked("reset", 84))  # (4, 84, 84): what the Nature CNN takes

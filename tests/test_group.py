@@ -50,17 +50,22 @@ EARLY = 600
 
 Stacked matmuls sum in another order than a single run's, so weights agree to float tolerance,
 not bit for bit; after some hundreds of updates at a high learning rate a greedy action can flip on
-a near tie, and from there the two trajectories part, as two BLAS libraries' runs would."""
+a near tie, and from there the two trajectories part, as two BLAS libraries' runs would. Prioritized
+replay parts sooner: a priority a rounding apart moves a stratum's boundary, so they agree to 400."""
 
 
-@pytest.mark.parametrize(("backend", "n_step"), [("gymnasium", 1), ("gymnasium", 3), ("torch", 1)])
-def test_each_member_follows_the_single_run_with_its_seed(tmp_path: Path, backend: str, n_step: int) -> None:
-    base = small(tmp_path, env_backend=backend, n_step=n_step, total_steps=800)
+@pytest.mark.parametrize(
+    ("backend", "n_step", "option"),
+    [("gymnasium", 1, {}), ("gymnasium", 3, {}), ("torch", 1, {}), ("gymnasium", 3, {"per": True}), ("torch", 1, {"network": "dueling"})],
+)
+def test_each_member_follows_the_single_run_with_its_seed(tmp_path: Path, backend: str, n_step: int, option: dict[str, Any]) -> None:
+    base = small(tmp_path, env_backend=backend, n_step=n_step, total_steps=800, **option)
     cfgs = [base.replace(seed=3), base.replace(seed=8, learning_rate=1e-3)]
     members = train_many(cfgs)
     for result, cfg in zip(members, cfgs, strict=True):
         single = train(cfg.replace(run_name=f"single-{cfg.seed}"))
-        assert curve(result.metrics, EARLY) == curve(single.metrics, EARLY)  # same episodes, returns and evaluations
+        early = 400 if cfg.per else EARLY
+        assert curve(result.metrics, early) == curve(single.metrics, early)  # same episodes, returns and evaluations
         losses = [r["loss"] for r in result.metrics if r["loss"] != ""]
         single_losses = [r["loss"] for r in single.metrics if r["loss"] != ""]
         assert losses[0] == pytest.approx(single_losses[0], rel=1e-5, abs=1e-6)  # the first updates: float tolerance
@@ -70,8 +75,9 @@ def test_each_member_follows_the_single_run_with_its_seed(tmp_path: Path, backen
         assert result.buffer.writer.size >= rows
 
 
-def test_changing_one_members_seed_never_changes_another(tmp_path: Path) -> None:
-    base = small(tmp_path, stop_at_return=30.0)
+@pytest.mark.parametrize("option", [{}, {"per": True}, {"network": "dueling"}])
+def test_changing_one_members_seed_never_changes_another(tmp_path: Path, option: dict[str, Any]) -> None:
+    base = small(tmp_path, stop_at_return=30.0, **option)
     first = train_many([base.replace(seed=1), base.replace(seed=2, learning_rate=1e-3)])
     second = train_many([base.replace(seed=1), base.replace(seed=9, learning_rate=1e-3)])
     assert first[0].metrics == [
@@ -174,13 +180,13 @@ def test_bootstrap_band_holds_the_iqm_and_is_flat_for_equal_runs() -> None:
     assert np.allclose(low, 7.0) and np.allclose(high, 7.0)
 
 
-@pytest.mark.parametrize(("backend", "n_step"), [("gymnasium", 1), ("torch", 3)])
-def test_an_interrupted_group_resumes_to_the_uninterrupted_result(tmp_path: Path, backend: str, n_step: int) -> None:
+@pytest.mark.parametrize(("backend", "n_step", "per"), [("gymnasium", 1, False), ("torch", 3, False), ("gymnasium", 3, True)])
+def test_an_interrupted_group_resumes_to_the_uninterrupted_result(tmp_path: Path, backend: str, n_step: int, per: bool) -> None:
     from fastdqn.group_checkpoint import read_group_configs
     from fastdqn.train import TrainingInterrupted
 
     def members(name: str) -> list[Config]:
-        base = small(tmp_path, run_name=name, total_steps=1200, checkpoint_every_steps=400, env_backend=backend, n_step=n_step)
+        base = small(tmp_path, run_name=name, total_steps=1200, checkpoint_every_steps=400, env_backend=backend, n_step=n_step, per=per)
         return [base.replace(seed=1, stop_at_return=5.0), base.replace(seed=2)]
 
     whole = train_many(members("whole"))

@@ -12,6 +12,7 @@ from fastdqn.config import Config
 from fastdqn.envs import EnvSpaces
 from fastdqn.member_replay import MemberReplay
 from fastdqn.members import MemberAgents, MemberBatch
+from fastdqn.per import PrioritizedSampler
 
 SPACES = EnvSpaces((4,), torch.float32, 2)
 CPU = torch.device("cpu")
@@ -94,10 +95,14 @@ def test_members_explore_with_the_coins_a_single_agent_draws() -> None:
             assert torch.equal(actions[k], agent.act(obs[k], epsilons[k]))
 
 
-def test_member_replay_fills_and_samples_as_single_buffers_do() -> None:
+@pytest.mark.parametrize("per", [False, True])
+def test_member_replay_fills_and_samples_as_single_buffers_do(per: bool) -> None:
     seeds = (11, 12, 13)
-    replay = MemberReplay(seeds, 10, (4,), torch.float32, CPU)
-    singles = [ReplayBuffer.create(10, (4,), torch.float32, CPU, seed=s) for s in seeds]
+    replay = MemberReplay([Config(seed=s, per=per) for s in seeds], 10, (4,), torch.float32, CPU)
+    singles = [
+        ReplayBuffer.create(10, (4,), torch.float32, CPU, seed=s, sampler=PrioritizedSampler(10, CPU, seed=s) if per else None)
+        for s in seeds
+    ]
     g = torch.Generator().manual_seed(0)
     for step in range(8):
         counts = [4, 4, 4] if step % 2 == 0 else [3, 0, 4]  # uneven: Gymnasium reset steps, n-step windows
@@ -116,8 +121,15 @@ def test_member_replay_fills_and_samples_as_single_buffers_do() -> None:
             mine = torch.from_numpy(np.flatnonzero(members == k)) if not (step % 2 == 0 and step < 2) else torch.arange(4 * k, 4 * k + 4)
             buffer.extend({name: value[mine] for name, value in rows.items()})
     assert list(replay.size) == [len(b) for b in singles] and list(replay.cursor) == [b.writer.cursor for b in singles]
-    batch = replay.sample(6, np.ones(3, dtype=bool))
-    for k, buffer in enumerate(singles):
-        single = buffer.sample_tensors(6)
-        for name in ("obs", "action", "reward", "next_obs", "terminated"):
-            assert torch.equal(getattr(batch, name)[k], getattr(single, name)), name
+    everyone = np.ones(3, dtype=bool)
+    for _ in range(3):  # with PER, the priorities set after each sample steer the next
+        batch = replay.sample(6, everyone)
+        td_error = torch.randn(3, 6, generator=g)
+        for k, buffer in enumerate(singles):
+            single = buffer.sample_tensors(6)
+            for name in ("obs", "action", "reward", "next_obs", "terminated", "weights", "storage_index"):
+                mine, theirs = getattr(batch, name), getattr(single, name)
+                assert (mine is None and theirs is None) if name == "weights" and not per else torch.equal(mine[k], theirs), name
+            if per:
+                buffer.update_priorities(single.storage_index, td_error[k].abs())
+        replay.update_priorities(batch, td_error, everyone)
