@@ -25,9 +25,10 @@ from bench.cases import random_rows, synchronize
 from bench.conftest import DEVICES, PROFILE, time_micro
 from bench.solve import first_solve
 from fastdqn.agent import DQNAgent
+from fastdqn.buffer import MemberBatch
 from fastdqn.config import Config
 from fastdqn.envs import EnvSpaces
-from fastdqn.members import MemberAgents, MemberBatch
+from fastdqn.members import MemberAgents
 
 MEMBERS = ["single", 1, 4, 8, 32, 64]
 """64: the GPU target (64 members in <= 1.5x the time of one); its cpu row shows the arithmetic bound."""
@@ -55,7 +56,7 @@ def bench_update_members(benchmark: Any, device: str, members: str | int) -> Non
         assert isinstance(members, int)
         stacked = MemberAgents([cfg.replace(seed=s) for s in range(members)], SPACES, torch.device(device))
         rows = [random_rows(64, device, s) for s in range(members)]
-        batch_k = MemberBatch({name: torch.stack([r[name] for r in rows]) for name in rows[0]})
+        batch_k = MemberBatch(**{name: torch.stack([r[name] for r in rows]) for name in rows[0]})
         active = np.ones(members, dtype=bool)
 
         def update() -> None:

@@ -37,6 +37,14 @@ def bench_replay_sample(benchmark: Any, device: str, impl: str, batch_size: int)
     time_micro(benchmark, fn, iterations=1 if impl == "baseline" else 5, what=f"{what}, {PROFILE.replay_rows:,} rows held")
 
 
+@pytest.mark.parametrize("impl", ["fastdqn", "bare"])
+@pytest.mark.parametrize("device", DEVICES)
+def bench_replay_path(benchmark: Any, device: str, impl: str) -> None:
+    fn = cases.replay_path(impl, device, capacity=PROFILE.replay_rows)
+    what = {"fastdqn": "ReplayBuffer.extend + sample_tensors", "bare": "bare five-tensor ring add + sample"}[impl]
+    time_micro(benchmark, fn, iterations=5, what=f"{what}: one 16-env step in, 256 rows out, K = 1")
+
+
 def skip_without_sb3(impl: str) -> None:
     reason = sb3_missing() if impl == "sb3" else None
     if reason is not None:

@@ -218,6 +218,39 @@ def replay_extend(impl: str, num_envs: int, device: str, capacity: int) -> Calla
     return extend
 
 
+def replay_path(impl: str, device: str, capacity: int) -> Callable[[], object]:
+    """One replay step of a training loop: extend one 16-env vector step, then sample 256 rows as tensors.
+
+    impl: `fastdqn` (the public `ReplayBuffer.extend` + `sample_tensors`, K = 1) or `bare` (five
+    tensors, `arange % capacity` writes and one `torch.randint`, the floor a hand-written ring sets).
+    The buffer starts full, so every step pays the wrap-around a long run pays.
+    """
+    step = {k: torch.from_numpy(v).to(device) for k, v in cartpole_step_rows(16).items() if k != "done"}
+    filled = random_rows(capacity, device)
+    if impl == "bare":
+        ring = BareRing(capacity, 4, device)
+        ring.add(filled["obs"], filled["action"], filled["reward"], filled["next_obs"], filled["terminated"].float())
+        done = step["terminated"].float()
+
+        def bare_step() -> object:
+            ring.add(step["obs"], step["action"], step["reward"], step["next_obs"], done)
+            batch = ring.sample(256)
+            synchronize(device)
+            return batch
+
+        return bare_step
+    buffer = ReplayBuffer.create(capacity, (4,), device=device)
+    buffer.extend(filled)
+
+    def fastdqn_step() -> object:
+        buffer.extend(step)
+        batch = buffer.sample_tensors(256)
+        synchronize(device)
+        return batch
+
+    return fastdqn_step
+
+
 def replay_sample(impl: str, batch_size: int, device: str, rows: int) -> Callable[[], object]:
     """Draw `batch_size` rows as tensors ready for the update from a buffer holding `rows` rows.
 

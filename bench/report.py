@@ -156,6 +156,7 @@ def notes(row: Row) -> str:
 
 COLUMNS = ("case", "device", "median", "IQR", "best", "x baseline", "x eager", "cuda/cpu", "notes")
 MAIN_CASES = (
+    "bench_replay_path",
     "bench_replay_extend",
     "bench_replay_sample",
     "bench_act",
@@ -337,6 +338,16 @@ def targets(rows: list[Row]) -> list[tuple[str, str, str]]:
             verdict(None if relative is None else relative <= BARE_RING_BUDGET),
         )
     )
+    whole, whole_bare = (find(rows, "bench_replay_path", device="cpu", impl=impl) for impl in ("fastdqn", "bare"))
+    if whole is not None and whole_bare is not None and whole.median and whole_bare.median:
+        speedup = whole_bare.median / whole.median
+        out.append(
+            (
+                "replay path timed as one step (public API, K = 1) >= 1.0x a bare five-tensor ring",
+                f"{speedup:.2f}x",
+                verdict(speedup >= 1.0),
+            )
+        )
     sb3 = replay_path("sb3", "sb3")
     out.append(
         (

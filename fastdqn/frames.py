@@ -93,6 +93,7 @@ class FrameStorage:
         self.stack = stack
         self.num_envs = num_envs
         self.device = torch.device(device)
+        self.members = 1  # frame ids are one run's: groups keep tensor storage
         self.frame_capacity = frame_capacity if frame_capacity is not None else capacity + max(capacity // 16, 8 * stack * num_envs)
         frame_bytes = math.prod(frame_shape)
         row_bytes = 2 * stack * 8 + 8 + 4 + 1

@@ -1,7 +1,7 @@
 """Many runs in one process: `train_many(cfgs)` trains K seeds, or a grid of values, as one group.
 
 The members share one loop: one stacked act, one env step of K x N envs, one replay write and one
-batched update per step (members.py, member_replay.py, member_envs.py), so K runs cost little more
+batched update per step (members.py, the member axis of buffer/, member_envs.py), so K runs cost little more
 than one. Member k is the single run its config describes: it draws the env seeds, exploration
 coins and sample indices that run draws, and writes a run folder with the same files. A member
 that reaches its `stop_at_return` (or its `total_steps`) is frozen while the others go on.
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastdqn.buffer import ReplayBuffer
 from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.envs import EnvStep, is_atari
@@ -36,9 +37,9 @@ from fastdqn.group_checkpoint import (
 )
 from fastdqn.group_report import GroupProgress, write_summary
 from fastdqn.member_envs import MemberEnvs, MemberEvaluator
-from fastdqn.member_replay import MemberNStep, MemberReplay
 from fastdqn.members import MemberAgents
 from fastdqn.metrics import Metrics
+from fastdqn.nstep import MemberNStep
 from fastdqn.per import PrioritizedSampler
 from fastdqn.run_state import RunResult
 from fastdqn.schedules import epsilon_at, linear_schedule
@@ -156,7 +157,7 @@ def train_many(
     envs = MemberEnvs(cfgs, n, device)
     spaces = envs.spaces
     members = MemberAgents(cfgs, spaces, device)
-    replay = MemberReplay(cfgs, cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1)
+    replay = ReplayBuffer.for_members(cfgs, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1)
     nstep = MemberNStep(cfg.n_step, cfg.gamma, k * n, n, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
     evaluator = MemberEvaluator(cfgs, device) if cfg.eval_every_steps else None
     group_dir = resume if resume is not None else new_run_folder(cfg, "group", overwrite)
@@ -165,7 +166,7 @@ def train_many(
     names = member_names(cfgs)
     cfgs = [c.replace(out_dir=str(group_dir), run_name=name) for c, name in zip(cfgs, names, strict=True)]
     run_dirs = [group_dir / name if resume is not None else make_run_dir(c, overwrite) for c, name in zip(cfgs, names, strict=True)]
-    results = [RunResult(members.agents[i], replay.member_buffer(i), [], run_dirs[i]) for i in range(k)]
+    results = [RunResult(members.agents[i], replay.member(i), [], run_dirs[i]) for i in range(k)]
     live = list(range(k))  # the members still training, in the order of the stacked tensors' slots
     status = ["running"] * k
     obs = envs.reset([c.seed for c in cfgs])
@@ -212,7 +213,7 @@ def train_many(
                 vector_steps += 1
                 for slot, i in enumerate(live):
                     trackers[i].record(envs.member_step(step, slot), env_steps)
-                learning = (env_steps >= learning_starts[live]) & (replay.size >= cfg.batch_size)
+                learning = (env_steps >= learning_starts[live]) & (replay.sizes >= cfg.batch_size)
                 if learning.any() and vector_steps % cfg.train_every == 0:
                     stats = _update(cfgs, live, members, replay, learning, env_steps)
 
@@ -297,7 +298,7 @@ def plot_group(group_dir: Path, results: Sequence[RunResult]) -> None:
 
 
 def _update(
-    cfgs: Sequence[Config], live: Sequence[int], members: MemberAgents, replay: MemberReplay, learning: np.ndarray, env_steps: int
+    cfgs: Sequence[Config], live: Sequence[int], members: MemberAgents, replay: ReplayBuffer, learning: np.ndarray, env_steps: int
 ) -> dict[str, torch.Tensor]:
     """`gradient_steps` stacked updates; prioritized replay anneals each member's beta and gets new priorities."""
     for slot, i in enumerate(live):
@@ -305,9 +306,9 @@ def _update(
         if isinstance(sampler, PrioritizedSampler):
             sampler.beta = linear_schedule(cfgs[i].per_beta_start, 1.0, cfgs[i].total_steps, env_steps)
     for _ in range(cfgs[0].gradient_steps):
-        batch = replay.sample(cfgs[0].batch_size, learning)
+        batch = replay.sample_members(cfgs[0].batch_size, learning)
         stats = members.update(batch, learning)
-        replay.update_priorities(batch, stats["td_error"], learning)
+        replay.update_member_priorities(batch, stats["td_error"], learning)
     return stats
 
 
@@ -327,11 +328,11 @@ def _finite(members: MemberAgents, stats: dict[str, torch.Tensor] | None) -> np.
 
 
 def _finish(
-    members: MemberAgents, replay: MemberReplay, i: int, result: RunResult, metrics: Metrics, env_steps: int, start_time: float
+    members: MemberAgents, replay: ReplayBuffer, i: int, result: RunResult, metrics: Metrics, env_steps: int, start_time: float
 ) -> None:
     """Freeze member i: its final.pt is written and its counters recorded; the others go on."""
     members.export(i).save(result.run_dir / "final.pt")
-    result.buffer = replay.member_buffer(i)
+    result.buffer = replay.member(i)
     result.env_steps = env_steps
     result.wall_seconds = time.perf_counter() - start_time
     metrics.close()

@@ -19,13 +19,14 @@ from typing import Any
 
 import torch
 
+from fastdqn.buffer import ReplayBuffer
 from fastdqn.checkpoint import CheckpointError, latest_run_checkpoint, load_checkpoint, save_atomic
 from fastdqn.config import Config, ConfigError
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.member_envs import MemberEnvs, MemberEvaluator
-from fastdqn.member_replay import MemberNStep, MemberReplay
 from fastdqn.members import MemberAgents
 from fastdqn.metrics import Metrics
+from fastdqn.nstep import MemberNStep
 from fastdqn.run_state import RunResult
 
 FORMAT = "fastdqn-group-1"
@@ -96,7 +97,7 @@ def start_time_from(payload: dict[str, Any]) -> float:
 def group_payload(
     cfg: Config,
     members: MemberAgents,
-    replay: MemberReplay,
+    replay: ReplayBuffer,
     nstep: MemberNStep | None,
     envs: MemberEnvs,
     obs: torch.Tensor,
@@ -128,7 +129,7 @@ def restore_group(
     saved: dict[str, Any],
     cfgs: list[Config],
     members: MemberAgents,
-    replay: MemberReplay,
+    replay: ReplayBuffer,
     nstep: MemberNStep | None,
     envs: MemberEnvs,
     evaluator: MemberEvaluator | None,

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from fastdqn.agent import DQNAgent
+from fastdqn.buffer import MemberBatch
 from fastdqn.config import Config, ConfigError
 from fastdqn.device import restore_generator
 from fastdqn.envs import EnvSpaces
@@ -35,20 +36,6 @@ from fastdqn.stacked_mlp import StackedViews, stacked_q, stacked_td_backward
 
 def _stack(values: Sequence[float], device: torch.device) -> Tensor:
     return torch.tensor(list(values), dtype=torch.float32, device=device).unsqueeze(1)  # (K, 1)
-
-
-class MemberBatch:
-    """Sampled transitions of every member, (K, B, ...) on the device; `discount` for n-step rows only."""
-
-    def __init__(self, fields: dict[str, Tensor]):
-        self.obs = fields["obs"]  # (K, B, *obs_shape)
-        self.action = fields["action"]  # (K, B) int64
-        self.reward = fields["reward"]  # (K, B) float32
-        self.next_obs = fields["next_obs"]  # (K, B, *obs_shape)
-        self.terminated = fields["terminated"]  # (K, B) bool
-        self.discount = fields.get("discount")  # (K, B) float32 or None
-        self.weights: Tensor | None = None  # (K, B) float32 importance weights, prioritized replay only
-        self.storage_index: Tensor | None = None  # (K, B) int64 rows of each member's ring (priority updates)
 
 
 class MemberAgents:

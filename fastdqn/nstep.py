@@ -30,7 +30,7 @@ The window lives on the buffer's device: `obs` (N, E, *obs_shape), `action` (N, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,4 +140,64 @@ class NStepWriter:
         self.action.copy_(state["action"])
         self.returns.copy_(state["returns"])
         self.pending = state["pending"].numpy().copy()
+        self.steps = int(state["steps"])
+
+
+class MemberNStep(NStepWriter):
+    """One n-step window over all K x N envs (envs are independent, so each keeps a single run's
+    window); `row_members` says whose each returned row is, in the order `push` returns them."""
+
+    def __init__(
+        self,
+        n_step: int,
+        gamma: float,
+        num_envs: int,
+        envs_per_member: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: torch.dtype,
+        device: torch.device,
+    ):
+        super().__init__(n_step, gamma, num_envs, obs_shape, obs_dtype, device)
+        self.envs_per_member = envs_per_member
+        self.row_members = np.zeros(0, dtype=np.int64)
+
+    def push(self, rows: Mapping[str, Tensor], reset_step: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> dict[str, Tensor]:
+        slot = self.steps % self.n_step
+        waiting = self.pending.copy()
+        waiting[slot] = ~reset_step
+        out = super().push(rows, reset_step, terminated, truncated)
+        emitted = waiting & ~self.pending  # (n, E): the rows push let go, found as it finds them
+        oldest_first = (slot + 1 + np.arange(self.n_step)) % self.n_step
+        _, env = np.nonzero(emitted[oldest_first])
+        self.row_members = env // self.envs_per_member
+        return out
+
+    def keep(self, slots: Sequence[int]) -> None:
+        """Go on with the envs of the members at `slots` only."""
+        n = self.envs_per_member
+        envs = np.concatenate([np.arange(i * n, (i + 1) * n) for i in slots])
+        index = torch.from_numpy(envs).to(self.device)
+        self.obs = self.obs.index_select(1, index)
+        self.action = self.action.index_select(1, index)
+        self.returns = self.returns.index_select(1, index)
+        self.pending = self.pending[:, envs]
+        self.num_envs = envs.size
+
+    def member_state(self, k: int) -> dict[str, Any]:
+        """Member k's window as a single run's `NStepWriter.state_dict()`."""
+        envs = slice(k * self.envs_per_member, (k + 1) * self.envs_per_member)
+        return {
+            "obs": self.obs[:, envs].clone(),
+            "action": self.action[:, envs].clone(),
+            "returns": self.returns[:, envs].clone(),
+            "pending": torch.from_numpy(self.pending[:, envs].copy()),
+            "steps": self.steps,
+        }
+
+    def load_member_state(self, k: int, state: Mapping[str, Any]) -> None:
+        envs = slice(k * self.envs_per_member, (k + 1) * self.envs_per_member)
+        self.obs[:, envs] = state["obs"]
+        self.action[:, envs] = state["action"]
+        self.returns[:, envs] = state["returns"]
+        self.pending[:, envs] = state["pending"].numpy()
         self.steps = int(state["steps"])

@@ -40,6 +40,13 @@ def test_bench_replay_extend_runs_tiny(device: str, impl: str) -> None:
     assert benchmark.calls == 1 and benchmark.extra_info["unit"] == "s"
 
 
+@pytest.mark.parametrize("impl", ["fastdqn", "bare"])
+def test_bench_replay_path_runs_tiny(device: str, impl: str) -> None:
+    benchmark = OneCall()
+    bench_replay.bench_replay_path(benchmark, device, impl)
+    assert benchmark.calls == 1 and "256 rows out" in benchmark.extra_info["what"]
+
+
 @pytest.mark.parametrize("impl", ["tensors", "tensordict", "bare", "sb3", "baseline"])
 def test_bench_replay_sample_runs_tiny(device: str, impl: str) -> None:
     benchmark = OneCall()

@@ -7,11 +7,10 @@ import pytest
 import torch
 
 from fastdqn.agent import DQNAgent
-from fastdqn.buffer import ReplayBuffer
+from fastdqn.buffer import MemberBatch, ReplayBuffer
 from fastdqn.config import Config
 from fastdqn.envs import EnvSpaces
-from fastdqn.member_replay import MemberReplay
-from fastdqn.members import MemberAgents, MemberBatch
+from fastdqn.members import MemberAgents
 from fastdqn.per import PrioritizedSampler
 
 SPACES = EnvSpaces((4,), torch.float32, 2)
@@ -38,7 +37,7 @@ def random_batches(k: int, batch_size: int, seed: int) -> list[dict[str, torch.T
 
 
 def stacked(batches: list[dict[str, torch.Tensor]]) -> MemberBatch:
-    return MemberBatch({name: torch.stack([b[name] for b in batches]) for name in batches[0]})
+    return MemberBatch(**{name: torch.stack([b[name] for b in batches]) for name in batches[0]})
 
 
 @pytest.mark.parametrize(
@@ -98,7 +97,7 @@ def test_members_explore_with_the_coins_a_single_agent_draws() -> None:
 @pytest.mark.parametrize("per", [False, True])
 def test_member_replay_fills_and_samples_as_single_buffers_do(per: bool) -> None:
     seeds = (11, 12, 13)
-    replay = MemberReplay([Config(seed=s, per=per) for s in seeds], 10, (4,), torch.float32, CPU)
+    replay = ReplayBuffer.for_members([Config(seed=s, per=per, buffer_capacity=10, batch_size=6) for s in seeds], (4,), torch.float32, CPU)
     singles = [
         ReplayBuffer.create(10, (4,), torch.float32, CPU, seed=s, sampler=PrioritizedSampler(10, CPU, seed=s) if per else None)
         for s in seeds
@@ -120,10 +119,10 @@ def test_member_replay_fills_and_samples_as_single_buffers_do(per: bool) -> None
         for k, buffer in enumerate(singles):
             mine = torch.from_numpy(np.flatnonzero(members == k)) if not (step % 2 == 0 and step < 2) else torch.arange(4 * k, 4 * k + 4)
             buffer.extend({name: value[mine] for name, value in rows.items()})
-    assert list(replay.size) == [len(b) for b in singles] and list(replay.cursor) == [b.writer.cursor for b in singles]
+    assert list(replay.sizes) == [len(b) for b in singles] and list(replay.writer.cursors) == [b.writer.cursor for b in singles]
     everyone = np.ones(3, dtype=bool)
     for _ in range(3):  # with PER, the priorities set after each sample steer the next
-        batch = replay.sample(6, everyone)
+        batch = replay.sample_members(6, everyone)
         td_error = torch.randn(3, 6, generator=g)
         for k, buffer in enumerate(singles):
             single = buffer.sample_tensors(6)
@@ -132,4 +131,4 @@ def test_member_replay_fills_and_samples_as_single_buffers_do(per: bool) -> None
                 assert (mine is None and theirs is None) if name == "weights" and not per else torch.equal(mine[k], theirs), name
             if per:
                 buffer.update_priorities(single.storage_index, td_error[k].abs())
-        replay.update_priorities(batch, td_error, everyone)
+        replay.update_member_priorities(batch, td_error, everyone)
