@@ -95,11 +95,8 @@ def check_group(cfgs: Sequence[Config]) -> None:
     refused = _refused_options(cfgs)
     if refused:
         raise ConfigError(refused)
-    if first.network == "nature_cnn" or is_atari(first.env_id):
-        raise ConfigError(
-            f"many runs in one process (--seeds) train --network mlp or dueling on vector observations, not {first.env_id} with "
-            f"{first.network}; run the seeds one by one"
-        )
+    if is_atari(first.env_id):
+        raise ConfigError(f"many runs in one process (--seeds) do not run ALE envs such as {first.env_id} yet; run the seeds one by one")
     if first.buffer_capacity < first.num_envs * first.n_step:
         raise ConfigError(
             f"buffer_capacity={first.buffer_capacity} is below num_envs x n_step = {first.num_envs * first.n_step}; raise --buffer-capacity"

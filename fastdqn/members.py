@@ -26,12 +26,23 @@ import torch
 from torch import Tensor
 
 from fastdqn.agent import DQNAgent
-from fastdqn.buffer import MemberBatch
-from fastdqn.config import Config, ConfigError
+from fastdqn.buffer import Batch, MemberBatch
+from fastdqn.config import Config
 from fastdqn.device import restore_generator
 from fastdqn.envs import EnvSpaces
 from fastdqn.networks import MLP
 from fastdqn.stacked_mlp import StackedViews, stacked_q, stacked_td_backward
+
+
+def _rebind(module: torch.nn.Module, flat: Tensor, grad: Tensor | None) -> None:
+    """Point `module`'s parameters (and their `.grad`) at consecutive slices of `flat` (P,) (and `grad`)."""
+    offset = 0
+    for parameter in module.parameters():
+        n = parameter.numel()
+        parameter.data = flat[offset : offset + n].view_as(parameter)
+        if grad is not None:
+            parameter.grad = grad[offset : offset + n].view_as(parameter)
+        offset += n
 
 
 def _stack(values: Sequence[float], device: torch.device) -> Tensor:
@@ -39,7 +50,10 @@ def _stack(values: Sequence[float], device: torch.device) -> Tensor:
 
 
 class MemberAgents:
-    """K MLP (or dueling MLP) Q-networks stacked along a leading axis, with their targets and Adam state.
+    """K Q-networks stacked along a leading axis, with their targets and Adam state.
+
+    The MLP and dueling MLP update as one (`stacked_mlp.py`); other networks (the Nature CNN) keep
+    the stacked state too, but update member by member through each agent's autograd update.
 
     Args:
         cfgs: one config per member; they must agree on every field that changes a tensor shape or
@@ -55,10 +69,6 @@ class MemberAgents:
 
     def __init__(self, cfgs: Sequence[Config], spaces: EnvSpaces, device: torch.device):
         cfg = cfgs[0]
-        if cfg.network not in ("mlp", "dueling"):
-            raise ConfigError(
-                f"network={cfg.network!r}: many runs in one process train --network mlp or dueling; drop --network or run them one by one"
-            )
         self.cfgs = list(cfgs)
         self.k = len(cfgs)
         self.device = device
@@ -76,10 +86,9 @@ class MemberAgents:
         self.updates = np.zeros(self.k, dtype=np.int64)  # gradient steps per member, on the host
         self.generators = [a.generator for a in self.agents]  # each seeded seed_k + 1, as the single run's
         first = self.agents[0].q_network
-        assert isinstance(first, MLP)
-        self.shapes = [tuple(w.shape) for w in first.weights()]
-        self.online_weights = StackedViews(self.online, self.shapes)
-        self.target_weights = StackedViews(self.target, self.shapes)
+        self.looped = not isinstance(first, MLP)  # the Nature CNN: autograd, member by member (`_bind`)
+        self.shapes = [tuple(w.shape) for w in first.weights()] if isinstance(first, MLP) else []
+        self._views()
         self.gamma = _stack([c.gamma for c in cfgs], device)
         self.lr = _stack([c.learning_rate for c in cfgs], device)
         self.eps = _stack([c.adam_eps for c in cfgs], device)
@@ -94,10 +103,28 @@ class MemberAgents:
         self.double_dqn = cfg.double_dqn
         self.huber = cfg.loss == "huber"
 
+    def _views(self) -> None:
+        """Views of the stacked tensors: `StackedViews` for the MLPs; for other networks each member's
+        agent is pointed at its rows (parameters, gradients, target, Adam state), so its own
+        autograd update (`DQNAgent.update`) trains the stacked state in place."""
+        if not self.looped:
+            self.online_weights = StackedViews(self.online, self.shapes)
+            self.target_weights = StackedViews(self.target, self.shapes)
+            return
+        for k, agent in enumerate(self.agents):
+            _rebind(agent.q_network, self.online[k], self.grad[k])
+            _rebind(agent.target_network, self.target[k], None)
+            agent.online.data, agent.online.grad, agent.target.data = self.online[k], self.grad[k], self.target[k]
+            optimizer = agent.optimizer
+            optimizer.params, optimizer.grads = self.online[k], self.grad[k]
+            optimizer.exp_avg, optimizer.exp_avg_sq, optimizer.step_count = self.exp_avg[k], self.exp_avg_sq[k], self.adam_steps[k]
+
     @torch.no_grad()
     def act(self, obs: Tensor, epsilons: Sequence[float]) -> Tensor:
         """Epsilon-greedy actions (K, N) int64 for obs (K, N, *obs_shape); member k explores with
         its own generator and `epsilons[k]`, drawing what a single run's `DQNAgent.act` draws."""
+        if self.looped:
+            return torch.stack([agent.act(obs[k], epsilon) for k, (agent, epsilon) in enumerate(zip(self.agents, epsilons, strict=True))])
         greedy = stacked_q(self.online_weights, obs).argmax(dim=2)  # (K, N)
         n = greedy.shape[1]
         if all(e <= 0.0 for e in epsilons):
@@ -133,6 +160,8 @@ class MemberAgents:
 
         Returns device tensors, never read back here: `loss` (K,), `q_mean` (K,), `td_error` (K, B).
         """
+        if self.looped:
+            return self._update_each(batch, active)
         loss, q_mean, td_error = stacked_td_backward(
             self.online_weights, self.grad, batch.obs, batch.action, self.td_target(batch), self.huber, batch.weights
         )
@@ -152,6 +181,20 @@ class MemberAgents:
         if due.any():
             self.sync_target(np.flatnonzero(due))
         return {"loss": loss, "q_mean": q_mean, "td_error": td_error}
+
+    def _update_each(self, batch: MemberBatch, active: np.ndarray) -> dict[str, Tensor]:
+        """Each active member's own `DQNAgent.update` (autograd, its Adam step and target sync) on its rows."""
+        zero = torch.zeros((), device=self.device)
+        losses, q_means, td_errors = [zero] * self.k, [zero] * self.k, [torch.zeros_like(batch.reward[0])] * self.k
+        for k in np.flatnonzero(active):
+            pick = None if batch.weights is None else batch.weights[k]
+            discount = None if batch.discount is None else batch.discount[k]
+            rows = Batch(batch.obs[k], batch.action[k], batch.reward[k], batch.next_obs[k], batch.terminated[k], pick, None, discount)
+            with torch.enable_grad():  # `update` runs under no_grad for the written-out backward
+                stats = self.agents[k].update(rows)
+            losses[k], q_means[k], td_errors[k] = stats["loss"], stats["q_mean"], stats["td_error"]
+        self.updates += active
+        return {"loss": torch.stack(losses), "q_mean": torch.stack(q_means), "td_error": torch.stack(td_errors)}
 
     def _fused_step(self) -> None:
         """Every member steps, with one learning rate and equal step counts: one fused Adam kernel."""
@@ -223,7 +266,7 @@ class MemberAgents:
         self.agents = [self.agents[i] for i in slots]
         self.generators = [self.generators[i] for i in slots]
         self.k = len(slots)
-        self.online_weights, self.target_weights = StackedViews(self.online, self.shapes), StackedViews(self.target, self.shapes)
+        self._views()
         self.fused_adam = self.device.type in ("cpu", "cuda") and len({(c.learning_rate, c.adam_eps) for c in self.cfgs}) == 1
 
     def export(self, k: int) -> DQNAgent:
@@ -253,5 +296,7 @@ class MemberAgents:
         for name in ("online", "target", "exp_avg", "exp_avg_sq", "adam_steps"):
             getattr(self, name).copy_(state[name])
         self.updates = state["updates"].numpy().copy()
+        for agent, updates in zip(self.agents, self.updates, strict=True):
+            agent.updates = int(updates)  # a looped member's own update counts its target syncs
         for generator, saved in zip(self.generators, state["generators"], strict=True):
             restore_generator(generator, saved)

@@ -248,3 +248,19 @@ def test_sigterm_checkpoints_a_group_and_the_cli_resumes_it(tmp_path: Path) -> N
         with (tmp_path / "g" / member / "metrics.csv").open() as f:
             steps = [int(row["env_steps"]) for row in csv.DictReader(f)]
         assert steps == sorted(set(steps)) and steps[-1] == step + 400  # no duplicated or missing rows
+
+
+@pytest.mark.slow
+def test_nature_cnn_members_follow_their_single_runs_bit_for_bit(tmp_path: Path) -> None:
+    import framestack_env  # noqa: F401  (registers the pixel envs)
+
+    base = small(
+        tmp_path, env_id="framestack_env:Frames84-v0", network="nature_cnn", num_envs=2, total_steps=120, learning_starts=80,
+        batch_size=8, buffer_capacity=256, gradient_steps=1, target_update_every=8, log_every_steps=40, eval_every_steps=0,
+    )  # fmt: skip
+    cfgs = [base.replace(seed=1), base.replace(seed=2, learning_rate=1e-3)]
+    for member, cfg in zip(train_many(cfgs), cfgs, strict=True):  # each member's own autograd update: the same kernels
+        single = train(cfg.replace(run_name=f"single-{cfg.seed}"))
+        assert member.agent.updates == single.agent.updates > 0
+        assert torch.equal(member.agent.online.data, single.agent.online.data)
+        assert torch.equal(member.agent.target.data, single.agent.target.data)

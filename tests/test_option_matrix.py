@@ -47,7 +47,6 @@ REFUSED = {
     ("fused", "per"): "--fuse-step on needs",
     ("fused", "n_step"): "--fuse-step on needs",
     ("fused", "cnn"): "torch",
-    ("seeds", "cnn"): "nature_cnn",
     ("seeds", "fuse_step"): "--fuse-step on",
     ("seeds", "compile"): "--compile on",
     ("actors", "fuse_step"): "--fuse-step on",
