@@ -31,6 +31,7 @@ from fastdqn.config import Config
 from fastdqn.device import restore_generator
 from fastdqn.envs import EnvSpaces
 from fastdqn.networks import MLP
+from fastdqn.optim import Adam
 from fastdqn.stacked_mlp import StackedViews, stacked_q, stacked_td_backward
 
 
@@ -80,9 +81,7 @@ class MemberAgents:
         self.online = torch.stack([a.online.data for a in self.agents])  # (K, P)
         self.target = torch.stack([a.target.data for a in self.agents])  # (K, P)
         self.grad = torch.zeros_like(self.online)
-        self.exp_avg = torch.zeros_like(self.online)
-        self.exp_avg_sq = torch.zeros_like(self.online)
-        self.adam_steps = torch.zeros(self.k, dtype=torch.float32, device=device)  # (K,) Adam steps taken
+        self.optimizer = Adam(self.online, self.grad, lr=[c.learning_rate for c in cfgs], eps=[c.adam_eps for c in cfgs])
         self.updates = np.zeros(self.k, dtype=np.int64)  # gradient steps per member, on the host
         self.generators = [a.generator for a in self.agents]  # each seeded seed_k + 1, as the single run's
         first = self.agents[0].q_network
@@ -90,8 +89,6 @@ class MemberAgents:
         self.shapes = [tuple(w.shape) for w in first.weights()] if isinstance(first, MLP) else []
         self._views()
         self.gamma = _stack([c.gamma for c in cfgs], device)
-        self.lr = _stack([c.learning_rate for c in cfgs], device)
-        self.eps = _stack([c.adam_eps for c in cfgs], device)
         self.max_norm = torch.tensor([c.max_grad_norm or float("inf") for c in cfgs], device=device)  # (K,); inf: off
         self.clip_value = _stack([c.grad_clip_value or float("inf") for c in cfgs], device)
         self.clip_values = any(c.grad_clip_value > 0 for c in cfgs)
@@ -99,7 +96,6 @@ class MemberAgents:
         self.tau = _stack([c.tau for c in cfgs], device)
         self.hard_sync = all(c.tau >= 1.0 for c in cfgs)
         self.target_every = np.array([c.target_update_every for c in cfgs], dtype=np.int64)
-        self.fused_adam = device.type in ("cpu", "cuda") and len({(c.learning_rate, c.adam_eps) for c in cfgs}) == 1
         self.double_dqn = cfg.double_dqn
         self.huber = cfg.loss == "huber"
 
@@ -115,9 +111,9 @@ class MemberAgents:
             _rebind(agent.q_network, self.online[k], self.grad[k])
             _rebind(agent.target_network, self.target[k], None)
             agent.online.data, agent.online.grad, agent.target.data = self.online[k], self.grad[k], self.target[k]
-            optimizer = agent.optimizer
-            optimizer.params, optimizer.grads = self.online[k], self.grad[k]
-            optimizer.exp_avg, optimizer.exp_avg_sq, optimizer.step_count = self.exp_avg[k], self.exp_avg_sq[k], self.adam_steps[k]
+            mine, stacked = agent.optimizer, self.optimizer
+            mine.params, mine.grads = self.online[k], self.grad[k]
+            mine.exp_avg, mine.exp_avg_sq, mine.step_count = stacked.exp_avg[k], stacked.exp_avg_sq[k], stacked.step_count[k]
 
     @torch.no_grad()
     def act(self, obs: Tensor, epsilons: Sequence[float]) -> Tensor:
@@ -172,10 +168,10 @@ class MemberAgents:
             norms = torch.linalg.vector_norm(grads, dim=1)  # (K,)
             grads.div_(((norms + 1e-6) / self.max_norm).clamp_(min=1.0).unsqueeze(1))
         everyone = bool(active.all())
-        if self.fused_adam and everyone and bool((self.updates == self.updates[0]).all()):
-            self._fused_step()
+        if everyone and bool((self.updates == self.updates[0]).all()):
+            self.optimizer.step()
         else:
-            self._masked_step(torch.from_numpy(active).to(self.device, non_blocking=True))
+            self.optimizer.step(active=torch.from_numpy(active).to(self.device, non_blocking=True))
         self.updates += active
         due = active & (self.updates % self.target_every == 0)
         if due.any():
@@ -196,42 +192,6 @@ class MemberAgents:
         self.updates += active
         return {"loss": torch.stack(losses), "q_mean": torch.stack(q_means), "td_error": torch.stack(td_errors)}
 
-    def _fused_step(self) -> None:
-        """Every member steps, with one learning rate and equal step counts: one fused Adam kernel."""
-        self.adam_steps += 1
-        cfg = self.cfgs[0]
-        torch._fused_adam_(
-            [self.online.view(-1)],
-            [self.grad.view(-1)],
-            [self.exp_avg.view(-1)],
-            [self.exp_avg_sq.view(-1)],
-            [],
-            [self.adam_steps[0]],  # equal for every member here
-            amsgrad=False,
-            lr=cfg.learning_rate,
-            beta1=0.9,
-            beta2=0.999,
-            weight_decay=0.0,
-            eps=cfg.adam_eps,
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
-        )
-
-    def _masked_step(self, active: Tensor) -> None:
-        """Adam with a learning rate and step count per member; inactive members are left exactly as they are."""
-        beta1, beta2 = 0.9, 0.999
-        on = active.to(torch.float32)  # (K,)
-        self.adam_steps += on
-        weight = on.unsqueeze(1)  # (K, 1): a lerp weight of 0 leaves an inactive member's moments alone
-        self.exp_avg.lerp_(self.grad, weight * (1 - beta1))
-        self.exp_avg_sq.lerp_(self.grad * self.grad, weight * (1 - beta2))
-        steps = self.adam_steps.clamp(min=1.0).unsqueeze(1)
-        bias_correction1 = 1 - beta1**steps
-        bias_correction2_sqrt = (1 - beta2**steps).sqrt()
-        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-        self.online.sub_(self.exp_avg / denom * (self.lr * weight / bias_correction1))
-
     @torch.no_grad()
     def sync_target(self, members: np.ndarray) -> None:
         """Hard copy (tau = 1) or Polyak average of the online weights into the targets of `members`."""
@@ -250,24 +210,19 @@ class MemberAgents:
             "online",
             "target",
             "grad",
-            "exp_avg",
-            "exp_avg_sq",
-            "adam_steps",
             "gamma",
-            "lr",
-            "eps",
             "max_norm",
             "clip_value",
             "tau",
         ):
             setattr(self, name, getattr(self, name).index_select(0, index))
+        self.optimizer.keep(index, self.online, self.grad)
         self.updates, self.target_every = self.updates[list(slots)], self.target_every[list(slots)]
         self.cfgs = [self.cfgs[i] for i in slots]
         self.agents = [self.agents[i] for i in slots]
         self.generators = [self.generators[i] for i in slots]
         self.k = len(slots)
         self._views()
-        self.fused_adam = self.device.type in ("cpu", "cuda") and len({(c.learning_rate, c.adam_eps) for c in self.cfgs}) == 1
 
     def export(self, k: int) -> DQNAgent:
         """Member k as a `DQNAgent` (its weights, target, Adam state and counters copied in): to save,
@@ -275,9 +230,9 @@ class MemberAgents:
         agent = self.agents[k]
         agent.online.data.copy_(self.online[k])
         agent.target.data.copy_(self.target[k])
-        agent.optimizer.exp_avg.copy_(self.exp_avg[k])
-        agent.optimizer.exp_avg_sq.copy_(self.exp_avg_sq[k])
-        agent.optimizer.step_count.copy_(self.adam_steps[k])
+        agent.optimizer.exp_avg.copy_(self.optimizer.exp_avg[k])
+        agent.optimizer.exp_avg_sq.copy_(self.optimizer.exp_avg_sq[k])
+        agent.optimizer.step_count.copy_(self.optimizer.step_count[k])
         agent.updates = int(self.updates[k])
         return agent
 
@@ -285,16 +240,17 @@ class MemberAgents:
         return {
             "online": self.online.clone(),
             "target": self.target.clone(),
-            "exp_avg": self.exp_avg.clone(),
-            "exp_avg_sq": self.exp_avg_sq.clone(),
-            "adam_steps": self.adam_steps.clone(),
+            "exp_avg": self.optimizer.exp_avg.clone(),
+            "exp_avg_sq": self.optimizer.exp_avg_sq.clone(),
+            "adam_steps": self.optimizer.step_count.clone(),
             "updates": torch.from_numpy(self.updates.copy()),
             "generators": [g.get_state() for g in self.generators],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("online", "target", "exp_avg", "exp_avg_sq", "adam_steps"):
-            getattr(self, name).copy_(state[name])
+        self.online.copy_(state["online"])
+        self.target.copy_(state["target"])
+        self.optimizer.load_state_dict({"exp_avg": state["exp_avg"], "exp_avg_sq": state["exp_avg_sq"], "step": state["adam_steps"]})
         self.updates = state["updates"].numpy().copy()
         for agent, updates in zip(self.agents, self.updates, strict=True):
             agent.updates = int(updates)  # a looped member's own update counts its target syncs

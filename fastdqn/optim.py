@@ -13,6 +13,7 @@ so the whole update can be compiled and captured in a CUDA graph without a host 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -46,36 +47,61 @@ class FlatParameters:
 
 
 class Adam:
-    """Adam over one flat parameter tensor and its flat gradient.
+    """Adam over flat parameters: (P,) for one run, or (K, P) for K members trained as one.
 
     Args:
-        params: (P,) parameters, updated in place.
-        grads: (P,) gradients, read by `step`.
+        params: (P,) or (K, P) parameters, updated in place.
+        grads: gradients of the same shape, read by `step`.
+        lr, eps: one value, or one per member (K > 1 only).
+    With a member axis each member keeps its own step count (`step_count` (K,)), so a member left
+    out of a step (`active`) keeps its weights and moments exactly.
     """
 
-    def __init__(self, params: Tensor, grads: Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        params: Tensor,
+        grads: Tensor,
+        lr: float | Sequence[float],
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float | Sequence[float] = 1e-8,
+    ):
         self.params = params
         self.grads = grads
-        self.lr = lr
         self.beta1, self.beta2 = betas
-        self.eps = eps
         self.exp_avg = torch.zeros_like(params)
         self.exp_avg_sq = torch.zeros_like(params)
-        self.step_count = torch.zeros((), dtype=torch.float32, device=params.device)
+        members = params.shape[0] if params.dim() == 2 else None
+        self.stacked = members is not None
+        self.fusable = params.device.type in ("cpu", "cuda")  # where torch has the fused kernel
+        lrs = [float(lr)] * (members or 1) if isinstance(lr, (int, float)) else [float(v) for v in lr]
+        epss = [float(eps)] * (members or 1) if isinstance(eps, (int, float)) else [float(v) for v in eps]
+        self.lr, self.eps = lrs[0], epss[0]
+        self.step_count = torch.zeros(() if members is None else (members,), dtype=torch.float32, device=params.device)
+        self.one_rate = len(set(zip(lrs, epss, strict=True))) == 1  # one fused kernel can step every member
+        self.lrs = torch.tensor(lrs, device=params.device).unsqueeze(1)  # (K, 1)
+        self.epss = torch.tensor(epss, device=params.device).unsqueeze(1)
 
     @torch.no_grad()
-    def step(self, grad_scale: Tensor | None = None) -> None:
-        """One Adam step on `grads / grad_scale` (grad_scale: () tensor, e.g. from `clip_scale`)."""
+    def step(self, grad_scale: Tensor | None = None, active: Tensor | None = None) -> None:
+        """One Adam step on `grads / grad_scale` (grad_scale: () tensor, e.g. from `clip_scale`).
+
+        With a member axis, `active` (K,) bool steps only those members; None steps every member,
+        whose step counts must then be equal (one fused kernel over the (K * P) flat tensors).
+        """
+        fused = self.fusable and active is None and (not self.stacked or self.one_rate)
+        if not fused and self.stacked:
+            self._masked_step(torch.ones_like(self.step_count, dtype=torch.bool) if active is None else active)
+            return
         self.step_count += 1
-        if self.params.device.type in ("cpu", "cuda"):
+        if fused:
             # one fused kernel over the flat tensors: the same arithmetic torch.optim.Adam(fused=True) runs
             torch._fused_adam_(
-                [self.params],
-                [self.grads],
-                [self.exp_avg],
-                [self.exp_avg_sq],
+                [self.params.view(-1)],
+                [self.grads.view(-1)],
+                [self.exp_avg.view(-1)],
+                [self.exp_avg_sq.view(-1)],
                 [],
-                [self.step_count],
+                [self.step_count[0] if self.stacked else self.step_count],  # members: equal counts here
                 amsgrad=False,
                 lr=self.lr,
                 beta1=self.beta1,
@@ -94,6 +120,27 @@ class Adam:
         bias_correction2_sqrt = (1 - self.beta2**self.step_count).sqrt()
         denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
         self.params.addcdiv_(self.exp_avg, denom * (bias_correction1 / self.lr), value=-1.0)
+
+    def _masked_step(self, active: Tensor) -> None:
+        """Members: a learning rate and step count each; inactive members are left exactly as they are."""
+        on = active.to(torch.float32)  # (K,)
+        self.step_count += on
+        weight = on.unsqueeze(1)  # (K, 1): a lerp weight of 0 leaves an inactive member's moments alone
+        self.exp_avg.lerp_(self.grads, weight * (1 - self.beta1))
+        self.exp_avg_sq.lerp_(self.grads * self.grads, weight * (1 - self.beta2))
+        steps = self.step_count.clamp(min=1.0).unsqueeze(1)
+        bias_correction1 = 1 - self.beta1**steps
+        bias_correction2_sqrt = (1 - self.beta2**steps).sqrt()
+        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.epss)
+        self.params.sub_(self.exp_avg / denom * (self.lrs * weight / bias_correction1))
+
+    def keep(self, index: Tensor, params: Tensor, grads: Tensor) -> None:
+        """Members: go on with the members at `index` (K',), now stepping `params` and `grads` (K', P)."""
+        self.params, self.grads = params, grads
+        for name in ("exp_avg", "exp_avg_sq", "step_count", "lrs", "epss"):
+            setattr(self, name, getattr(self, name).index_select(0, index))
+        self.one_rate = bool((self.lrs == self.lrs[0]).all() and (self.epss == self.epss[0]).all())
+        self.lr, self.eps = float(self.lrs[0, 0]), float(self.epss[0, 0])
 
     def state_dict(self) -> dict[str, Any]:
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "step": self.step_count, "lr": self.lr}

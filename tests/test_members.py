@@ -79,7 +79,7 @@ def test_inactive_members_keep_their_weights_and_adam_state_while_others_step() 
         members.update(stacked(batches), np.array([False, True]))
         single.update(batches[1])
     assert torch.equal(members.online[0], before)
-    assert float(members.exp_avg[0].abs().sum()) == 0.0 and members.updates[0] == 0
+    assert float(members.optimizer.exp_avg[0].abs().sum()) == 0.0 and members.updates[0] == 0
     torch.testing.assert_close(members.online[1], single.online.data, rtol=1e-4, atol=1e-5)
 
 
