@@ -19,13 +19,16 @@ from fastdqn.config import Config, ConfigError
 
 GIB = 2**30
 GYM_ENV_BYTES = 4 * 2**10
-"""Host memory per Gymnasium sub-env of a classic-control kind (3.4 KiB measured for CartPole-v1, sync)."""
-VECTOR_ENV_BYTES = 64 * 2**10
-"""Host memory per vector env object (10-50 KiB measured for CartPole-v1 and Acrobot-v1 with 16 envs)."""
+"""Host memory per sub-env of a sync vector env (3.4 KiB measured for CartPole-v1)."""
+VECTOR_ENV_BYTES = 16 * 2**10
+"""Host memory per vector env object (10.3 KiB measured for CartPole-v1's own vectorized class with 16 envs)."""
+VECTORIZED_ENV_BYTES = 256
+"""Host memory per env inside an env's own vectorized class (numpy rows, not objects)."""
 ATARI_ENV_BYTES = 16 * 2**20
 """Host memory per ALE env: the emulator, its screen buffers and the frame-stack wrapper (a generous figure)."""
-MEMBER_BYTES = 256 * 2**10
-"""Bookkeeping per member of a group beyond its tensors: generators, views, per-member agents (238 KiB measured)."""
+MEMBER_BYTES = 160 * 2**10
+"""Bookkeeping per member of a group beyond its tensors: generators, views, per-member agents (238 KiB
+measured for the cartpole preset with its 92 KiB of weights and Adam state)."""
 
 
 class ResourceError(ConfigError):
@@ -63,7 +66,12 @@ class MemoryEstimate:
 
     def parts(self) -> str:
         k = self.members
-        named = (("replay", self.replay), ("networks + Adam", self.networks), ("envs", self.envs + self.eval_envs))
+        named: tuple[tuple[str, int], ...] = (
+            ("replay", self.replay + self.nstep),
+            ("networks + Adam", self.networks),
+            ("envs", self.envs + self.eval_envs),
+        )
+        named += (("bookkeeping", self.bookkeeping),) if self.bookkeeping else ()
         return ", ".join(f"{name} {k * size / GIB:.2f} GiB" for name, size in named)
 
 
@@ -120,11 +128,15 @@ def network_bytes(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> in
 
 
 def env_bytes(cfg: Config, count: int) -> int:
-    from fastdqn.envs import is_atari
+    """Host memory of one vector env of `count` envs (native envs hold a few floats per env)."""
+    from fastdqn.envs import find_spec, is_atari, resolve_backend
 
     if is_atari(cfg.env_id):
         return count * ATARI_ENV_BYTES
-    return count * GYM_ENV_BYTES + VECTOR_ENV_BYTES
+    if resolve_backend(cfg.env_id, cfg.num_envs, cfg.env_backend) == "torch":
+        return count * VECTORIZED_ENV_BYTES
+    own = find_spec(cfg.env_id).vector_entry_point is not None and cfg.vectorization_mode in ("auto", "vector_entry_point")
+    return VECTOR_ENV_BYTES + count * (VECTORIZED_ENV_BYTES if own else GYM_ENV_BYTES)
 
 
 def estimate(cfg: Config, members: int = 1) -> MemoryEstimate:

@@ -330,11 +330,16 @@ def _resume_hint(claim: _Claim) -> str:
     return ""
 
 
+def _shortened(path: str, keep: int = 80) -> str:
+    """A path short enough for one line (a name too long for the file system may be thousands of characters)."""
+    return path if len(path) <= 2 * keep else f"{path[:keep]}...{path[-keep:]} ({len(path):,} characters)"
+
+
 def user_os_error(error: OSError, hint: str = "") -> FileSystemError | None:
     """One line for an OSError a user can cause (None for the others, which are bugs)."""
     if error.errno not in USER_ERRNOS:
         return None
-    where = f": {error.filename}" if error.filename else ""
+    where = f": {_shortened(str(error.filename))}" if error.filename else ""
     name = errno.errorcode.get(error.errno or 0, "")
     return FileSystemError(f"{error.strerror or name} ({name}){where}; {USER_ERRNOS[error.errno]}{hint}")
 
