@@ -269,6 +269,8 @@ class _Claim:
 
     locks: dict[Path, RunLock] = field(default_factory=dict)
     made: list[Path] = field(default_factory=list)
+    existed: set[Path] = field(default_factory=set)
+    """Folders in `made` that were there (empty) before: on failure they are emptied, not removed."""
     resume: Path | None = None
 
     def lock(self, folder: Path) -> None:
@@ -284,8 +286,16 @@ class _Claim:
     def drop_unwritten(self) -> None:
         """Remove each folder this call made that holds nothing but config files: no one could resume it."""
         for folder in self.made:
-            if folder.is_dir() and all(p.name in CONFIG_ONLY for p in folder.rglob("*") if not p.is_dir()):
+            if not folder.is_dir() or not all(p.name in CONFIG_ONLY for p in folder.rglob("*") if not p.is_dir()):
+                continue
+            if folder not in self.existed:
                 shutil.rmtree(folder, ignore_errors=True)
+                continue
+            for entry in _contents(folder):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
     def folders(self) -> list[Path]:
         return ([self.resume] if self.resume is not None else []) + self.made
@@ -306,6 +316,7 @@ def make_run_folder(cfg: Config, kind: str, overwrite: bool = False) -> Path:
     claim = _CLAIM.get()
     if _check_target(folder, out_dir, overwrite) and claim is not None:
         claim.lock(folder)
+    existed_empty = folder.is_dir() and not _contents(folder)
     leftovers = _contents(folder) if folder.is_dir() else []
     for entry in leftovers:  # only a checked, locked fastdqn run gets here with entries
         if entry.is_dir() and not entry.is_symlink():
@@ -316,6 +327,8 @@ def make_run_folder(cfg: Config, kind: str, overwrite: bool = False) -> Path:
     if claim is not None:
         claim.lock(folder)
         claim.made.append(folder)
+        if existed_empty:
+            claim.existed.add(folder)
     return folder
 
 
@@ -371,8 +384,7 @@ def claim_run_folders(
                     claim.lock(folder)
             yield
         except BaseException as error:
-            if not isinstance(error, FastDQNError) or not hasattr(error, "checkpoint"):
-                claim.drop_unwritten()
+            claim.drop_unwritten()  # a folder holding only its config: no one could resume it, and it would block the name
             if isinstance(error, OSError):
                 converted = user_os_error(error, _resume_hint(claim))
                 if converted is not None:

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -156,6 +157,22 @@ def test_group_member_names_too_long_are_refused_before_anything_is_built(out: P
     assert snapshot(out) == before and not (out / "grid").exists()
 
 
+def test_overwrite_replaces_only_the_named_run(out: Path) -> None:
+    before = snapshot(out.parent)
+    code, output = run_cli("train", "--out", str(out), "--run-name", "r", "--overwrite", *SMALL, "--seed", "9")
+    assert code == 0, output
+    after = snapshot(out.parent)
+    assert {k: v for k, v in after.items() if not k.startswith("out/r/")} == {k: v for k, v in before.items() if not k.startswith("out/r/")}
+    assert Config.load(out / "r" / "config.json").seed == 9 and not (out / "r" / LOCK_NAME).exists()
+
+
+def test_a_failed_start_empties_a_folder_the_user_made_but_keeps_it(out: Path) -> None:
+    (out / "mine").mkdir()
+    with pytest.raises(ConfigError, match="reset raised RuntimeError"):
+        train(small_config(out, run_name="mine", env_id="hostile_envs:ResetRaises-v0"))
+    assert (out / "mine").is_dir() and not any((out / "mine").iterdir())
+
+
 # --- the lock: a second process, a stale holder, every way out ------------------------------------------------------
 
 
@@ -204,7 +221,8 @@ def test_stale_lock_of_a_dead_process_is_taken_over_and_released(out: Path) -> N
     holder = _hold_lock(out / "r")
     holder.kill()  # kill -9: the lock file stays behind
     holder.wait()
-    assert json.loads((out / "r" / LOCK_NAME).read_text())["pid"] == holder.pid
+    held = json.loads((out / "r" / LOCK_NAME).read_text())
+    assert held["pid"] == holder.pid and held["host"] == socket.gethostname() and held["started"]
     code, output = run_cli("train", "--resume", str(out / "r"), "--total-steps", "600")
     assert code == 0, output
     assert not (out / "r" / LOCK_NAME).exists()
