@@ -40,6 +40,7 @@ from fastdqn.member_replay import MemberNStep, MemberReplay
 from fastdqn.members import MemberAgents
 from fastdqn.metrics import Metrics
 from fastdqn.run_state import RunResult
+from fastdqn.runfolder import claims_run_folder
 from fastdqn.schedules import epsilon_at
 from fastdqn.signals import stop_on_signals
 from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, new_run_folder, record_eval, seed_everything
@@ -112,6 +113,7 @@ def member_names(cfgs: Sequence[Config]) -> list[str]:
     return ["-".join([*(f"{name}_{getattr(c, name)}" for name in varying), f"s{c.seed}"]) for c in cfgs]
 
 
+@claims_run_folder(member_names)  # names, memory, the group folder and its lock, before anything is built
 def train_many(
     cfgs: Sequence[Config],
     progress: bool = False,
