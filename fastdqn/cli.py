@@ -28,7 +28,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from fastdqn import config as config_module  # noqa: E402
-from fastdqn.config import Config, ConfigError, FastDQNError, preset  # noqa: E402
+from fastdqn.config import SHAPE_FIELDS, Config, ConfigError, FastDQNError, preset  # noqa: E402
 
 if TYPE_CHECKING:
     from fastdqn.run_state import RunResult
@@ -223,8 +223,6 @@ def build_configs(preset_name: str | None, config_file: Path | None, values: dic
     base = build_config(preset_name, config_file, {name: options[0] for name, options in grid.items() if name not in listed})
     if not listed:
         return [base]
-    from fastdqn.group import SHAPE_FIELDS
-
     shaped = [name for name in listed if name in SHAPE_FIELDS]
     if shaped:
         raise ConfigError(

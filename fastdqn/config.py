@@ -35,6 +35,10 @@ class ConfigError(FastDQNError, ValueError):
     """A user-settable value is out of range; the message names the field, the value and the fix."""
 
 
+SHAPE_FIELDS = ("env_id", "network", "hidden_dim", "batch_size", "num_envs", "buffer_capacity", "n_step")
+"""Fields that change a tensor's shape: one value per group of many runs."""
+
+
 def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastdqn.config import Config, ConfigError
+from fastdqn.config import SHAPE_FIELDS, Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.envs import EnvStep, is_atari
 from fastdqn.episodes import EpisodeTracker
@@ -45,8 +45,6 @@ from fastdqn.schedules import epsilon_at
 from fastdqn.signals import stop_on_signals
 from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, new_run_folder, record_eval, seed_everything
 
-SHAPE_FIELDS = ("env_id", "network", "hidden_dim", "batch_size", "num_envs", "buffer_capacity", "n_step")
-"""Fields that change a tensor's shape: one value per group."""
 MEMBER_FIELDS = (
     "seed",
     "learning_rate",
