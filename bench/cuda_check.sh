@@ -10,7 +10,7 @@
 # 3. trains CartPole on the GPU through the CLI, with Gymnasium's env and with the native one (fused step);
 # 4. runs the env-backend cases alone (collection at 65,536 CartPole envs, CUDA graph against eager), then
 #    the bench: every case on cpu and cuda, so each cuda row gets its cuda/cpu ratio, and writes
-#    bench/results/<host>-<date>.{json,md,png}. Paste the .md tables into README's Performance section
+#    bench/results/<host>-<date>.{json,md,png}. Paste the .md tables into docs/performance.md
 #    with the device named (the .md's first line names CPU, threads and torch; add the GPU line below).
 # Extra arguments go to bench/run.py (e.g. `--quick`, `--threads 4`, `-k "cuda"`).
 set -euo pipefail

@@ -10,23 +10,25 @@ import time
 START = time.perf_counter()
 
 import ast  # noqa: E402
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
 import inspect  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import typing  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Annotated, Any, cast  # noqa: E402
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, cast  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from fastdqn import config as config_module  # noqa: E402
-from fastdqn.config import Config, ConfigError, FastDQNError, preset  # noqa: E402
+from fastdqn.config import SHAPE_FIELDS, Config, ConfigError, FastDQNError, preset  # noqa: E402
 
 if TYPE_CHECKING:
     from fastdqn.run_state import RunResult
@@ -60,6 +62,40 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     # escaped: a message such as pip install -e ".[wandb]" must not lose its brackets to rich markup
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """The errors a user can cause or fix, as one line and an exit code, never a traceback.
+
+    fastdqn's own errors carry their code; an operating-system error a user causes (disk full,
+    read-only, permission denied, a name too long) exits 74; others are bugs and keep their traceback.
+    """
+    from fastdqn.runfolder import user_os_error
+
+    try:
+        yield
+    except FastDQNError as error:
+        raise fail(str(error), error.exit_code) from None
+    except OSError as error:
+        converted = user_os_error(error)
+        if converted is None:
+            raise
+        raise fail(str(converted), converted.exit_code) from None
+
+
+P = ParamSpec("P")
+
+
+def guarded(command: Callable[P, None]) -> Callable[P, None]:
+    """A command run inside `user_errors`."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        with user_errors():
+            command(*args, **kwargs)
+
+    return run
 
 
 def _parse_optional_float(name: str, text: str) -> float | None:
@@ -102,6 +138,10 @@ def build_config(preset_name: str | None, config_file: Path | None, values: dict
     file_values: dict[str, Any] = {}
     if config_file is None:
         cfg = preset(preset_name or "cartpole")
+    elif config_file.suffix not in (".toml", ".json"):
+        raise ConfigError(
+            f"--config {config_file}: the name must end in .toml (a TOML file, see `fastdqn config`) or .json (a run's config.json)"
+        )
     elif config_file.suffix == ".toml":
         from fastdqn.tomlconfig import read_toml
 
@@ -183,14 +223,15 @@ def build_configs(preset_name: str | None, config_file: Path | None, values: dic
     base = build_config(preset_name, config_file, {name: options[0] for name, options in grid.items() if name not in listed})
     if not listed:
         return [base]
-    from fastdqn.group import SHAPE_FIELDS
-
     shaped = [name for name in listed if name in SHAPE_FIELDS]
     if shaped:
         raise ConfigError(
             f"{', '.join('--' + n.replace('_', '-') for n in shaped)} change tensor shapes and cannot take several values in one group; "
             "run one `fastdqn train` per value"
         )
+    from fastdqn.resources import check_memory
+
+    check_memory([base], members=math.prod(len(options) for options in listed.values()))  # before 100,000 configs are built
     names = list(listed)
     return [base.replace(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*(listed[n] for n in names))]
 
@@ -310,7 +351,8 @@ def _keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
 
 def _make_train_command() -> Callable[..., None]:
     def train_command(**kwargs: Any) -> None:
-        _train(**kwargs)  # the fixed options below and the Config fields, by name
+        with user_errors():
+            _train(**kwargs)  # the fixed options below and the Config fields, by name
 
     fixed = [
         *_config_source_options(),
@@ -371,7 +413,8 @@ def _make_config_command() -> Callable[..., None]:
             text = to_toml(cfg, field_docs(), header)
         except FastDQNError as error:
             raise fail(str(error), error.exit_code) from None
-        sys.stdout.write(text)
+        with user_errors():
+            sys.stdout.write(text)
 
     config_command.__dict__["__signature__"] = inspect.Signature(_config_source_options() + _train_options())
     config_command.__doc__ = "Print a complete TOML config (a preset, a file, options on top): fastdqn config --preset cartpole > run.toml"
@@ -382,6 +425,7 @@ app.command("config")(_make_config_command())
 
 
 @app.command("eval")
+@guarded
 def eval_command(
     run: Annotated[Path, typer.Argument(help="A run folder (uses its best evaluated policy) or a checkpoint file.")],
     episodes: Annotated[int | None, typer.Option("--episodes", "-n", help="Greedy episodes [default: 20; 1 with --video].")] = None,
@@ -435,6 +479,7 @@ def eval_command(
 
 
 @app.command("plot")
+@guarded
 def plot_command(
     run: Annotated[Path, typer.Argument(help="A run folder.")],
     out: Annotated[Path | None, typer.Option(help="PNG path (default: RUN/returns.png).")] = None,
@@ -452,6 +497,7 @@ def plot_command(
 
 
 @app.command("compare")
+@guarded
 def compare_command(
     paths: Annotated[list[Path], typer.Argument(help="Run folders, and group folders holding run folders (e.g. one per seed).")],
     out: Annotated[Path, typer.Option(help="PNG path.")] = Path("compare.png"),
@@ -480,6 +526,7 @@ def compare_command(
 
 
 @app.command("info")
+@guarded
 def info_command(
     with_torch: Annotated[
         bool,

@@ -35,8 +35,81 @@ class ConfigError(FastDQNError, ValueError):
     """A user-settable value is out of range; the message names the field, the value and the fix."""
 
 
+SHAPE_FIELDS = ("env_id", "network", "hidden_dim", "batch_size", "num_envs", "buffer_capacity", "n_step")
+"""Fields that change a tensor's shape: one value per group of many runs."""
+
+
 def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _kind_of(value: Any) -> str:
+    return "a bool" if isinstance(value, bool) else f"a {type(value).__name__}"
+
+
+def _describe(low: float, low_open: bool, high: float, high_open: bool) -> str:
+    if math.isinf(low) and math.isinf(high):
+        return "be a finite number"
+    if math.isinf(high):
+        return f"be a finite number {'>' if low_open else '>='} {low:g}"
+    return f"lie in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+_FLOAT_RANGES: dict[str, tuple[float, bool, float, bool, str]] = {
+    # name: (low, low excluded, high, high excluded, what the bound means)
+    "gamma": (0.0, False, 1.0, False, ""),
+    "learning_rate": (0.0, True, math.inf, True, ""),
+    "adam_eps": (0.0, True, math.inf, True, " (Adam divides by it)"),
+    "max_grad_norm": (0.0, False, math.inf, True, " (0 turns it off)"),
+    "grad_clip_value": (0.0, False, math.inf, True, " (0 turns it off)"),
+    "tau": (0.0, True, 1.0, False, "; 1 is a hard copy"),
+    "per_alpha": (0.0, False, math.inf, True, " (0 samples uniformly)"),
+    "per_beta_start": (0.0, False, 1.0, False, ""),
+    "per_eps": (0.0, True, math.inf, True, " (so that no row has probability 0)"),
+    "epsilon_start": (0.0, False, 1.0, False, ""),
+    "epsilon_end": (0.0, False, 1.0, False, ""),
+    "epsilon_late": (0.0, False, 1.0, False, ""),
+    "actor_epsilon": (0.0, False, 1.0, False, ""),
+    "stop_at_return": (-math.inf, True, math.inf, True, " or none"),
+}
+"""Every float field's valid range; NaN and inf lie outside all of them."""
+_POSITIVE_INTS = (
+    "num_envs",
+    "total_steps",
+    "hidden_dim",
+    "buffer_capacity",
+    "batch_size",
+    "train_every",
+    "gradient_steps",
+    "target_update_every",
+    "n_step",
+    "epsilon_decay_steps",
+    "epsilon_late_steps",
+    "eval_episodes",
+    "log_every_steps",
+    "checkpoint_keep",
+    "weights_every",
+    "chunk_steps",
+)
+_NONNEGATIVE_INTS = ("learning_starts", "eval_every_steps", "torch_threads", "checkpoint_every_steps", "actors", "ray_cpus")
+_KINDS: dict[str, str] = {}
+
+
+def _field_kinds() -> dict[str, str]:
+    """Field name -> int, float, float?, bool, str, str? or other (Literal choices, log, extra), read once."""
+    if not _KINDS:
+        kinds = {
+            "int": "int",
+            "float": "float",
+            "float | None": "float?",
+            "bool": "bool",
+            "str": "str",
+            "Device": "str",
+            "str | None": "str?",
+        }
+        for f in fields(Config):
+            _KINDS[f.name] = kinds.get(str(f.type), "other")
+    return _KINDS
 
 
 @dataclass(frozen=True)
@@ -181,17 +254,10 @@ class Config:
     """With --actors N >= 2: actor i explores with actor_epsilon ** (1 + 7 i / (N - 1)) (Ape-X); one actor follows the schedule."""
 
     def __post_init__(self) -> None:
-        positive: tuple[str, ...] = ("num_envs", "total_steps", "hidden_dim", "buffer_capacity", "batch_size")
-        positive += ("train_every", "gradient_steps", "target_update_every", "eval_episodes")
-        positive += ("log_every_steps", "epsilon_decay_steps", "epsilon_late_steps", "checkpoint_keep")
-        positive += ("n_step",)
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name}={value!r} must be a positive integer; pass {_option(name)} N with N >= 1")
-        for name in ("learning_starts", "eval_every_steps", "torch_threads", "checkpoint_every_steps"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
+        # Types first: a hand-edited config.json, a TOML file or a library call may hand over a
+        # string or a bool where a number belongs, and every range check below assumes numbers.
+        self._check_types()
+        self._check_numbers()
         if self.batch_size > self.buffer_capacity:
             raise ConfigError(
                 f"batch_size={self.batch_size} exceeds buffer_capacity={self.buffer_capacity}; "
@@ -202,21 +268,6 @@ class Config:
                 f"total_steps={self.total_steps} is not above learning_starts={self.learning_starts}, "
                 f"so no update would run; raise --total-steps or lower --learning-starts"
             )
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ConfigError(f"gamma={self.gamma} must lie in [0, 1]")
-        if self.per_alpha < 0 or not 0.0 <= self.per_beta_start <= 1.0 or not self.per_eps > 0:
-            raise ConfigError(
-                f"per_alpha={self.per_alpha} must be >= 0, per_beta_start={self.per_beta_start} in [0, 1] and per_eps={self.per_eps} > 0"
-            )
-        if not 0.0 < self.tau <= 1.0:
-            raise ConfigError(f"tau={self.tau} must lie in (0, 1]; 1 is a hard copy")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ConfigError(f"learning_rate={self.learning_rate} must be a positive number")
-        for name in ("epsilon_start", "epsilon_end", "epsilon_late"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name}={getattr(self, name)} must lie in [0, 1]")
-        if self.max_grad_norm < 0 or self.grad_clip_value < 0:
-            raise ConfigError("max_grad_norm and grad_clip_value must be >= 0 (0 turns them off)")
         for name, kind in (
             ("compile", CompileChoice),
             ("compile_mode", CompileMode),
@@ -234,17 +285,63 @@ class Config:
         self._check_log()
         self._check_actors()
 
-    def _check_actors(self) -> None:
-        for name in ("actors", "ray_cpus"):
+    def _check_types(self) -> None:
+        for name, kind in _field_kinds().items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name}={value!r} must be an integer >= 0; pass {_option(name)} N with N >= 0 (0 turns it off)")
-        for name in ("weights_every", "chunk_steps"):
+            if value is None and kind in ("float?", "str?"):
+                continue
+            if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ConfigError(f"{name}={value!r} must be an integer, not {_kind_of(value)}; pass {_option(name)} N")
+            if kind in ("float", "float?"):
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    none = " or none" if kind == "float?" else ""
+                    raise ConfigError(f"{name}={value!r} must be a number{none}, not {_kind_of(value)}; pass {_option(name)} X")
+                object.__setattr__(self, name, float(value))  # an int from JSON or TOML: one type in memory and in config.json
+            if kind == "bool" and not isinstance(value, bool):
+                raise ConfigError(
+                    f"{name}={value!r} must be true or false, not {_kind_of(value)}; pass {_option(name)} or --no-{name.replace('_', '-')}"
+                )
+            if kind in ("str", "str?") and not isinstance(value, str):
+                raise ConfigError(f"{name}={value!r} must be a string{' or none' if kind == 'str?' else ''}, not {_kind_of(value)}")
+        if not isinstance(self.extra, dict):
+            raise ConfigError(f"extra={self.extra!r} must be a table (a dict) of notes, not {_kind_of(self.extra)}")
+        try:
+            json.dumps(self.extra, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(
+                f"extra holds a value config.json cannot store ({error}); keep to strings, finite numbers, lists and tables"
+            ) from None
+        if not isinstance(self.log, str | list | tuple) or not all(isinstance(item, str) for item in self.log):
+            raise ConfigError(f"log={self.log!r} must be a list of tracker names (tensorboard, wandb)")
+        if "\0" in self.out_dir:
+            raise ConfigError(f"out_dir={self.out_dir!r} holds a NUL character; pass --out with a plain folder path")
+        if self.run_name is not None:
+            from fastdqn.runfolder import check_run_name  # the file system's rules live with the run folder
+
+            check_run_name(self.run_name, self.out_dir)
+
+    def _check_numbers(self) -> None:
+        """Every numeric field against its range: NaN and inf fail every float check here."""
+        for name in _POSITIVE_INTS:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if value <= 0:
                 raise ConfigError(f"{name}={value!r} must be a positive integer; pass {_option(name)} N with N >= 1")
-        if not 0.0 <= self.actor_epsilon <= 1.0:
-            raise ConfigError(f"actor_epsilon={self.actor_epsilon} must lie in [0, 1]")
+        for name in _NONNEGATIVE_INTS:
+            value = getattr(self, name)
+            if value < 0:
+                raise ConfigError(f"{name}={value!r} must be an integer >= 0; pass {_option(name)} N with N >= 0 (0 turns it off)")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed={self.seed} must lie in [0, 2**32 - 1] (numpy's seed range); pass --seed N")
+        for name, (low, low_open, high, high_open, note) in _FLOAT_RANGES.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            above = value > low if low_open else value >= low
+            below = value < high if high_open else value <= high
+            if not (math.isfinite(value) and above and below):
+                raise ConfigError(f"{name}={value!r} must {_describe(low, low_open, high, high_open)}{note}; pass {_option(name)} X")
+
+    def _check_actors(self) -> None:
         if self.actors == 0:
             if self.ray_address is not None:
                 raise ConfigError(f"ray_address={self.ray_address!r} needs actors to send to it; add --actors N or drop --ray-address")
@@ -268,7 +365,8 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        # allow_nan=False: the last guard against a non-standard NaN or Infinity in config.json
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
@@ -280,7 +378,17 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            values = json.loads(Path(path).read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{path} is not UTF-8 text, so not a config.json fastdqn wrote; pass a run's config.json or a *.toml file"
+            ) from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path} is not valid JSON ({error}); pass a run's config.json or a *.toml file") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} holds a JSON {type(values).__name__}, not the object of fields a config.json has")
+        return cls.from_dict(values)
 
     def _check_log(self) -> None:
         # config.json and TOML hand over lists; the frozen field keeps a tuple so that equality holds

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from fastdqn.buffer import ReplayBuffer
-from fastdqn.config import Config, ConfigError
+from fastdqn.config import SHAPE_FIELDS, Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.envs import EnvStep, is_atari
 from fastdqn.episodes import EpisodeTracker
@@ -42,12 +42,11 @@ from fastdqn.metrics import Metrics
 from fastdqn.nstep import MemberNStep
 from fastdqn.per import PrioritizedSampler
 from fastdqn.run_state import RunResult
+from fastdqn.runfolder import claims_run_folder
 from fastdqn.schedules import epsilon_at, linear_schedule
 from fastdqn.signals import stop_on_signals
 from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, new_run_folder, record_eval, seed_everything
 
-SHAPE_FIELDS = ("env_id", "network", "hidden_dim", "batch_size", "num_envs", "buffer_capacity", "n_step")
-"""Fields that change a tensor's shape: one value per group."""
 MEMBER_FIELDS = (
     "seed",
     "learning_rate",
@@ -124,6 +123,7 @@ def member_names(cfgs: Sequence[Config]) -> list[str]:
     return ["-".join([*(f"{name}_{getattr(c, name)}" for name in varying), f"s{c.seed}"]) for c in cfgs]
 
 
+@claims_run_folder(member_names)  # names, memory, the group folder and its lock, before anything is built
 def train_many(
     cfgs: Sequence[Config],
     progress: bool = False,

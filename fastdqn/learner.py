@@ -23,6 +23,7 @@ from fastdqn.distributed import ActorLog, ActorPool, DistributedResult, _Metrics
 from fastdqn.evaluate import Evaluator
 from fastdqn.resume import load_for_resume, restore_results, restore_rng, results_state, rng_state
 from fastdqn.run_state import LoopState
+from fastdqn.runfolder import claims_run_folder
 from fastdqn.schedules import epsilon_at
 from fastdqn.signals import stop_on_signals
 from fastdqn.train import _check_finite, _interrupted, _update, build_replay, finish_run, make_run_dir, record_eval, seed_everything
@@ -30,6 +31,7 @@ from fastdqn.train import _check_finite, _interrupted, _update, build_replay, fi
 AfterChunk = Callable[[ActorPool, LoopState], None]
 
 
+@claims_run_folder()  # as train.train: the run folder is checked and locked before anything is built
 def train_distributed(
     cfg: Config,
     progress: bool = False,

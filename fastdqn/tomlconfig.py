@@ -46,9 +46,11 @@ def read_toml(path: Path) -> dict[str, Any]:
     Raises ConfigError with one line naming the file, the line where it can be found, and the key.
     """
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as error:
         raise ConfigError(f"--config {path}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"--config {path}: not UTF-8 text (byte {error.start}), as TOML must be; save it as UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import random
-import shutil
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from fastdqn.nstep import NStepWriter
 from fastdqn.per import PrioritizedSampler
 from fastdqn.resume import load_for_resume, restore_run, save_run_checkpoint
 from fastdqn.run_state import LoopState, RunResult
+from fastdqn.runfolder import claims_run_folder, make_run_folder
 from fastdqn.schedules import epsilon_at, linear_schedule
 from fastdqn.signals import StopRequest, stop_on_signals
 
@@ -52,16 +51,7 @@ def seed_everything(seed: int) -> None:
 
 def new_run_folder(cfg: Config, kind: str, overwrite: bool = False) -> Path:
     """`out_dir/<run_name>` (default `<env>-<kind>-<time>`), made empty; one that holds a run is refused unless `overwrite`."""
-    name = cfg.run_name or f"{cfg.env_id.replace('/', '_').replace(':', '_')}-{kind}-{datetime.now():%Y%m%d-%H%M%S-%f}"
-    folder = Path(cfg.out_dir) / name
-    if folder.exists() and any(folder.iterdir()):
-        if not overwrite:
-            raise ConfigError(
-                f"{folder} already holds a run; continue it with --resume {folder}, replace it with --overwrite, or pick another --run-name"
-            )
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return make_run_folder(cfg, kind, overwrite)  # runfolder.py: only a fastdqn run is replaced, under its lock
 
 
 def make_run_dir(cfg: Config, overwrite: bool = False) -> Path:
@@ -86,6 +76,7 @@ def build_replay(cfg: Config, spaces: EnvSpaces, device: torch.device) -> tuple[
     return buffer, nstep
 
 
+@claims_run_folder()  # checks and locks the run folder before anything is built; releases it on every exit
 def train(
     cfg: Config,
     progress: bool = False,

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from fastdqn.device import HostToDevice
 from fastdqn.envs.base import EnvStep
-from fastdqn.envs.spaces import MAX_STEP_REWARD, EnvError, EnvSpaces, check_spaces, find_spec, is_atari
+from fastdqn.envs.spaces import MAX_STEP_REWARD, EnvError, EnvSpaces, check_spaces, find_spec, first_line, is_atari
 
 
 def resolve_vectorization_mode(spec: EnvSpec, mode: str) -> str:
@@ -56,6 +56,8 @@ def gymnasium_vector_env(env_id: str, num_envs: int, mode: str = "auto", trainin
         envs = gym.make_vec(spec, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs)
     except (gym.error.Error, ImportError) as error:
         raise EnvError(f"env id {env_id!r} could not be made: {error}") from None
+    except Exception as error:  # the env's own constructor failed
+        raise EnvError(f"env id {env_id!r} could not be made: its constructor raised {type(error).__name__}: {first_line(error)}") from None
     try:
         check_spaces(env_id, envs.single_observation_space, envs.single_action_space)
         if envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP) != AutoresetMode.NEXT_STEP:
@@ -163,7 +165,10 @@ class GymnasiumEnv:
         self.to_device = HostToDevice(self.device)
 
     def reset(self, seed: int) -> Tensor:
-        obs, _ = self.envs.reset(seed=seed)
+        try:
+            obs, _ = self.envs.reset(seed=seed)
+        except Exception as error:  # the env's own code: one line naming it, before the run has anything to lose
+            raise EnvError(f"{self.env_id}: reset raised {type(error).__name__}: {first_line(error)}; fix the env's reset") from None
         self.prev_done = np.zeros(self.num_envs, dtype=bool)
         return self.to_device("obs", obs)
 

@@ -35,6 +35,11 @@ MAX_STEP_REWARD = {"CartPole-v0": 1.0, "CartPole-v1": 1.0, "Acrobot-v1": 0.0, "M
 """The most one step can pay, for the envs where that is known (Gymnasium's spaces do not say)."""
 
 
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
 def is_atari(env_id: str) -> bool:
     """True for ALE ids (`ALE/Pong-v5`, or `module:ALE/Pong-v5`)."""
     return env_id.rpartition(":")[2].startswith("ALE/")
@@ -48,6 +53,10 @@ def find_spec(env_id: str) -> EnvSpec:
             importlib.import_module(module)
         except ImportError as error:
             raise EnvError(f"env id {env_id!r}: could not import {module!r} to register it ({error})") from None
+        except Exception as error:  # the module's own code failed: name it, not a traceback into it
+            raise EnvError(
+                f"env id {env_id!r}: importing {module!r} raised {type(error).__name__}: {first_line(error)}; fix that module"
+            ) from None
     try:
         return gym.spec(name)
     except gym.error.Error as error:
