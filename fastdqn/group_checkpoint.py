@@ -27,6 +27,7 @@ from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.members import MemberAgents
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import MemberNStep
+from fastdqn.resume import restore_rng, rng_state
 from fastdqn.run_state import RunResult
 
 FORMAT = "fastdqn-group-1"
@@ -121,7 +122,7 @@ def group_payload(
         "trackers": [t.state_dict() for t in trackers],
         "metrics": [m.state_dict() for m in metrics],
         "results": [result_state(r) for r in results],
-        "rng": torch.get_rng_state(),
+        "rng": rng_state(),  # python, numpy and torch, as a single run saves them
     }
 
 
@@ -156,5 +157,8 @@ def restore_group(
         obs = saved["obs"].to(envs.device)
     else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
         obs = envs.reset([cfgs[i].seed + counters[0] for i in live])
-    torch.set_rng_state(saved["rng"])
+    if isinstance(saved["rng"], torch.Tensor):  # written before groups saved every generator: torch's only
+        torch.set_rng_state(saved["rng"])
+    else:
+        restore_rng(saved["rng"])
     return live, status, counters, obs

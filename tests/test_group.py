@@ -264,3 +264,20 @@ def test_nature_cnn_members_follow_their_single_runs_bit_for_bit(tmp_path: Path)
         assert member.agent.updates == single.agent.updates > 0
         assert torch.equal(member.agent.online.data, single.agent.online.data)
         assert torch.equal(member.agent.target.data, single.agent.target.data)
+
+
+def test_a_group_checkpoint_holds_and_restores_every_process_generator(tmp_path: Path) -> None:
+    import random
+
+    from fastdqn.group_checkpoint import load_group_checkpoint, read_group_configs
+    from fastdqn.train import TrainingInterrupted
+
+    cfgs = [small(tmp_path, run_name="g", total_steps=800, seed=s) for s in (1, 2)]
+    with pytest.raises(TrainingInterrupted):
+        train_many(cfgs, interrupt_at_step=400)
+    saved = load_group_checkpoint(tmp_path / "g", 800)
+    assert set(saved["rng"]) >= {"python", "numpy", "torch"}
+    random.seed(99)  # a resume must not go on from whatever the process drew before it
+    np.random.seed(99)
+    train_many(read_group_configs(tmp_path / "g"), resume=tmp_path / "g")
+    assert random.getstate() == tuple(saved["rng"]["python"])  # restored, and the loop draws nothing from it
