@@ -18,7 +18,7 @@ from fastdqn.config import Config
 from fastdqn.device import resolve_device, restore_generator, should_compile
 from fastdqn.envs import EnvSpaces
 from fastdqn.networks import MLP, DuelingMLP, FrozenForward, build_q_network, has_written_out_backward, network_signature
-from fastdqn.optim import Adam, FlatParameters, clip_scale
+from fastdqn.optim import Adam, FlatParameters, clip_scale, sync_target
 
 UpdateStats = dict[str, Tensor]
 
@@ -181,10 +181,7 @@ class DQNAgent:
     @torch.no_grad()
     def sync_target(self) -> None:
         """Hard copy (tau = 1) or Polyak average (tau < 1) of the online weights into the target."""
-        if self.cfg.tau >= 1.0:
-            self.target.data.copy_(self.online.data)
-        else:
-            self.target.data.lerp_(self.online.data, self.cfg.tau)
+        sync_target(self.target.data, self.online.data, float(self.cfg.tau))
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to act and to keep learning; plain types and tensors only."""

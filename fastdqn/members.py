@@ -31,7 +31,7 @@ from fastdqn.config import Config
 from fastdqn.device import restore_generator
 from fastdqn.envs import EnvSpaces
 from fastdqn.networks import MLP
-from fastdqn.optim import Adam
+from fastdqn.optim import Adam, sync_target
 from fastdqn.stacked_mlp import StackedViews, stacked_q, stacked_td_backward
 
 
@@ -195,12 +195,7 @@ class MemberAgents:
     @torch.no_grad()
     def sync_target(self, members: np.ndarray) -> None:
         """Hard copy (tau = 1) or Polyak average of the online weights into the targets of `members`."""
-        index = torch.from_numpy(members).to(self.device)
-        if self.hard_sync:
-            self.target.index_copy_(0, index, self.online.index_select(0, index))
-        else:
-            mixed = self.target.index_select(0, index).lerp_(self.online.index_select(0, index), self.tau.index_select(0, index))
-            self.target.index_copy_(0, index, mixed)
+        sync_target(self.target, self.online, 1.0 if self.hard_sync else self.tau, torch.from_numpy(members).to(self.device))
 
     def keep(self, slots: Sequence[int]) -> None:
         """Go on with the members at `slots` only (the others stopped): every stacked tensor shrinks,

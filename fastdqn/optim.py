@@ -161,3 +161,23 @@ def clip_scale(grads: Tensor, max_norm: float) -> Tensor:
     """
     scale: Tensor = ((torch.linalg.vector_norm(grads) + 1e-6) / max_norm).clamp_(min=1.0)
     return scale
+
+
+@torch.no_grad()
+def sync_target(target: Tensor, online: Tensor, tau: float | Tensor, members: Tensor | None = None) -> None:
+    """Hard copy (`tau` >= 1) or Polyak average (LeanRL's one `lerp_`) of the online weights into the target.
+
+    One run: `target`, `online` (P,), `tau` a float. K members: (K, P), the rows `members` (M,) int64
+    only, `tau` a float for all of them or (K, 1) per member.
+    """
+    hard = isinstance(tau, float) and tau >= 1.0
+    if members is None:
+        if hard:
+            target.copy_(online)
+        else:
+            target.lerp_(online, tau)
+        return
+    rows = online.index_select(0, members)
+    if not hard:
+        rows = target.index_select(0, members).lerp_(rows, tau if isinstance(tau, float) else tau.index_select(0, members))
+    target.index_copy_(0, members, rows)
