@@ -25,7 +25,7 @@ from bench.cases import random_rows, synchronize
 from bench.conftest import DEVICES, PROFILE, time_micro
 from bench.solve import first_solve
 from fastdqn.agent import DQNAgent
-from fastdqn.buffer import MemberBatch
+from fastdqn.buffer import MemberBatch, ReplayBuffer, make_sampler
 from fastdqn.config import Config
 from fastdqn.envs import EnvSpaces
 from fastdqn.members import MemberAgents
@@ -65,6 +65,44 @@ def bench_update_members(benchmark: Any, device: str, members: str | int) -> Non
 
         what = f"{members} members' stacked update, MLP 2x64, batch 64 each"
     time_micro(benchmark, update, iterations=1, what=what)
+
+
+@pytest.mark.parametrize("members", ["single", 8])
+@pytest.mark.parametrize("device", DEVICES)
+def bench_per_step_members(benchmark: Any, device: str, members: str | int) -> None:
+    """One prioritized-replay update round: sample 64 rows per member from a 10k ring (half full),
+    the update with importance weights, the priority write-back; K members against one run."""
+    capacity, filled, where = 10_000, 5_000, torch.device(device)
+    if members == "single":
+        cfg = Config(device=device, hidden_dim=64, batch_size=64, per=True, buffer_capacity=capacity, compile="off")
+        agent = DQNAgent(cfg, SPACES, device)
+        buffer = ReplayBuffer.create(capacity, (4,), device=device, sampler=make_sampler(cfg, capacity, where))
+        buffer.extend(random_rows(filled, device, 0))
+
+        def step() -> None:
+            batch = buffer.sample_tensors(64)
+            stats = agent.update(batch)
+            assert batch.storage_index is not None
+            buffer.update_priorities(batch.storage_index, stats["td_error"].abs())
+            synchronize(device)
+
+        what = "one run's PER round: sample 64, update, priorities"
+    else:
+        assert isinstance(members, int)
+        cfgs = [Config(device=device, hidden_dim=64, batch_size=64, per=True, buffer_capacity=capacity, seed=s) for s in range(members)]
+        stacked = MemberAgents(cfgs, SPACES, where)
+        replay = ReplayBuffer.for_members(cfgs, (4,), torch.float32, where)
+        replay.extend(random_rows(filled * members, device, 0), np.repeat(np.arange(members), filled))
+        active = np.ones(members, dtype=bool)
+
+        def step() -> None:
+            batch = replay.sample_members(64, active)
+            stats = stacked.update(batch, active)
+            replay.update_member_priorities(batch, stats["td_error"], active)
+            synchronize(device)
+
+        what = f"{members} members' PER round: sample 64 each, stacked update, priorities"
+    time_micro(benchmark, step, iterations=1, what=what)
 
 
 def _train(args: list[str], out: Path, timeout: float) -> float:

@@ -489,6 +489,16 @@ def member_targets(rows: list[Row]) -> list[tuple[str, str, str]]:
                 "-" if k != 8 else ("not measured" if ratio is None else "met" if ratio <= 2.5 else "NOT met"),
             )
         )
+    per_single, per_8 = (find(rows, "bench_per_step_members", device="cpu", members=k) for k in ("single", 8))
+    if per_single is not None and per_8 is not None and per_single.median and per_8.median:
+        ratio = per_8.median / per_single.median
+        out.append(
+            (
+                "K=8 PER rounds (sample, update, priorities) <= 3x one run's",
+                f"{ratio:.2f}x ({fmt_time(per_8.median)})",
+                "met" if ratio <= 3 else "NOT met",
+            )
+        )
     cuda_single = find(rows, "bench_update_members", device="cuda", members="single")
     cuda_64 = find(rows, "bench_update_members", device="cuda", members=64)
     if (

@@ -23,6 +23,13 @@ def test_bench_update_members_runs_one_update(members: str | int) -> None:
     assert benchmark.calls == 1 and "batch 64" in benchmark.extra_info["what"]
 
 
+@pytest.mark.parametrize("members", ["single", 8])
+def test_bench_per_step_members_runs_one_round(members: str | int) -> None:
+    benchmark = OneCall()
+    bench_members.bench_per_step_members(benchmark, "cpu", members)
+    assert benchmark.calls == 1 and "PER round" in benchmark.extra_info["what"]
+
+
 def test_report_states_the_member_targets_from_the_rows() -> None:
     def timed(members: str | int, seconds: float) -> report.Row:
         return report.Row("bench_update_members", {"device": "cpu", "members": members}, "ok", median=seconds)
