@@ -26,8 +26,10 @@ Parents are recomputed from their children, never patched by a delta, so roundin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -130,7 +132,7 @@ class PrioritizedSampler:
         A row listed twice takes the larger priority, so the result does not depend on scatter order.
         """
         priorities = priorities.detach().to(self.device, torch.float64) + self.eps
-        self.max_priority = torch.maximum(self.max_priority, priorities.max())
+        torch.maximum(self.max_priority, priorities.max(), out=self.max_priority)  # in place: `MemberTrees` shares it
         self._set(index.to(self.device), priorities.pow_(self.alpha))
 
     def on_write(self, where: slice | Tensor) -> None:
@@ -181,3 +183,95 @@ class PrioritizedSampler:
         self.max_priority.copy_(state["max_priority"])
         self._refresh_range(0, self.capacity)
         restore_generator(self.generator, state["generator"])
+
+
+class MemberTrees:
+    """K members' sum trees in shared (K, L) tensors, sampled and updated for every member at once.
+
+    `samplers[k]` is member k's own `PrioritizedSampler` over its rows of the shared tensors (views):
+    it writes, saves and loads as a single run's does. `sample` and `update` do what each member's
+    sampler would do, with one op over all K trees in place of K: a group's PER round costs a few
+    tensor ops more than one run's, not K times its per-op overhead.
+    """
+
+    def __init__(self, capacity: int, device: torch.device, alpha: float, eps: float, seeds: Sequence[int]):
+        self.samplers = [PrioritizedSampler(capacity, device, alpha, eps, seed) for seed in seeds]
+        first = self.samplers[0]
+        self.alpha, self.eps, self.fanout, self.device = alpha, eps, first.fanout, device
+        self.sums = [torch.stack([sampler.sums[level] for sampler in self.samplers]) for level in range(len(first.sums))]
+        self.max_priority = torch.stack([sampler.max_priority for sampler in self.samplers])  # (K,)
+        self._bind()
+
+    def _bind(self) -> None:
+        for k, sampler in enumerate(self.samplers):
+            sampler.sums = [level[k] for level in self.sums]  # contiguous row views: a member's ops are a single run's
+            sampler.max_priority = self.max_priority[k]
+        self._offsets = [torch.arange(len(self.samplers), device=self.device).unsqueeze(1) * level.shape[1] for level in self.sums]
+
+    def keep(self, slots: Sequence[int]) -> None:
+        """Go on with the members at `slots`; samplers handed out before keep their rows."""
+        index = torch.tensor(list(slots), dtype=torch.int64, device=self.device)
+        self.samplers = [self.samplers[i] for i in slots]
+        self.sums = [level.index_select(0, index) for level in self.sums]
+        self.max_priority = self.max_priority.index_select(0, index)
+        self._bind()
+
+    def sample(self, sizes: np.ndarray, batch_size: int, active: np.ndarray) -> tuple[Tensor, Tensor]:
+        """Each active member's `PrioritizedSampler.sample(sizes[k], batch_size)`, as (K, B) index and
+        weights; members not `active` draw nothing and get row 0 with weight 1."""
+        k, fanout, top = len(self.samplers), self.fanout, self.sums[-1]
+        running = top.cumsum(1)  # (K, T)
+        strata = torch.arange(batch_size, device=self.device, dtype=torch.float64)
+        uniform = torch.stack(
+            [
+                torch.rand(batch_size, generator=s.generator, device=self.device, dtype=torch.float64)
+                if on
+                else strata.new_zeros(batch_size)
+                for s, on in zip(self.samplers, active, strict=True)
+            ]
+        )  # (K, B): each member's own stream, as its sampler draws it
+        targets = uniform.add_(strata).mul_(running[:, -1:] / batch_size)
+        choice = torch.searchsorted(running, targets, right=True).clamp_max_(top.shape[1] - 1)  # (K, B)
+        targets = targets - (running.gather(1, choice) - top.gather(1, choice))
+        node = choice
+        for level, offsets in zip(reversed(self.sums[:-1]), reversed(self._offsets[:-1]), strict=True):
+            children = level.view(-1, fanout).index_select(0, (node + offsets // fanout).view(-1))  # (K * B, F)
+            running_children = children.cumsum(1)
+            picked = torch.searchsorted(running_children, targets.view(-1, 1), right=True).clamp_max_(fanout - 1)  # (K * B, 1)
+            targets = (targets.view(-1, 1) - running_children.sub_(children).gather(1, picked)).view(k, -1)
+            node = picked.view(k, -1).add_(node, alpha=fanout)
+        last = torch.from_numpy(np.maximum(sizes, 1) - 1).to(self.device).unsqueeze(1)  # (K, 1)
+        index = torch.minimum(node, last)
+        priority = self.sums[0].gather(1, index)  # (K, B)
+        ratio = torch.div(priority.amin(dim=1, keepdim=True), priority)
+        betas = [s.beta for s in self.samplers]
+        if len(set(betas)) == 1:
+            weights = ratio.pow_(betas[0]).to(torch.float32)
+        else:
+            weights = torch.stack([row.pow(beta) for row, beta in zip(ratio, betas, strict=True)]).to(torch.float32)
+        mask = torch.from_numpy(active).to(self.device).unsqueeze(1)
+        return index.masked_fill_(~mask, 0), weights.masked_fill_(~mask, 1.0)
+
+    def update(self, index: Tensor, priorities: Tensor, active: np.ndarray) -> None:
+        """Each active member's `PrioritizedSampler.update(index[k], priorities[k])`: index (K, B) int64
+        rows of each member's ring, priorities (K, B) >= 0 (|TD errors|)."""
+        rows = torch.from_numpy(np.flatnonzero(active)).to(self.device)
+        index, priorities = index.index_select(0, rows), priorities.detach().index_select(0, rows).to(torch.float64) + self.eps
+        seen = torch.maximum(self.max_priority.index_select(0, rows), priorities.amax(dim=1))
+        self.max_priority.index_copy_(0, rows, seen)
+        values = priorities.pow_(self.alpha)
+        shift = self.fanout.bit_length() - 1
+        flat = index + self._offsets[0].index_select(0, rows)
+        self.sums[0].view(-1).scatter_reduce_(0, flat.view(-1), values.view(-1), "amax", include_self=False)
+        first = self.samplers[0]
+        local = index
+        for level in range(len(self.sums) - 1):
+            below, above = self.sums[level], self.sums[level + 1]
+            groups = below.view(below.shape[0], -1, self.fanout)  # (K, L / F, F)
+            if below.shape[1] <= first.dense_nodes:  # this level and those above: whole, one op each
+                above[:, : groups.shape[1]] = groups.sum(2)
+            else:
+                local = local >> shift
+                parents = (local + self._offsets[level + 1].index_select(0, rows)).view(-1)
+                sources = (local + (self._offsets[level] // self.fanout).index_select(0, rows)).view(-1)
+                above.view(-1).index_copy_(0, parents, below.view(-1, self.fanout).index_select(0, sources).sum(1))

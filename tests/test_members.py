@@ -94,12 +94,13 @@ def test_members_explore_with_the_coins_a_single_agent_draws() -> None:
             assert torch.equal(actions[k], agent.act(obs[k], epsilons[k]))
 
 
-@pytest.mark.parametrize("per", [False, True])
-def test_member_replay_fills_and_samples_as_single_buffers_do(per: bool) -> None:
+@pytest.mark.parametrize(("per", "capacity"), [(False, 10), (True, 10), (True, 40_000)])  # 40k: a two-level sum tree
+def test_member_replay_fills_and_samples_as_single_buffers_do(per: bool, capacity: int) -> None:
     seeds = (11, 12, 13)
-    replay = ReplayBuffer.for_members([Config(seed=s, per=per, buffer_capacity=10, batch_size=6) for s in seeds], (4,), torch.float32, CPU)
+    cfgs = [Config(seed=s, per=per, buffer_capacity=capacity, batch_size=6) for s in seeds]
+    replay = ReplayBuffer.for_members(cfgs, (4,), torch.float32, CPU)
     singles = [
-        ReplayBuffer.create(10, (4,), torch.float32, CPU, seed=s, sampler=PrioritizedSampler(10, CPU, seed=s) if per else None)
+        ReplayBuffer.create(capacity, (4,), torch.float32, CPU, seed=s, sampler=PrioritizedSampler(capacity, CPU, seed=s) if per else None)
         for s in seeds
     ]
     g = torch.Generator().manual_seed(0)
@@ -132,3 +133,17 @@ def test_member_replay_fills_and_samples_as_single_buffers_do(per: bool) -> None
             if per:
                 buffer.update_priorities(single.storage_index, td_error[k].abs())
         replay.update_member_priorities(batch, td_error, everyone)
+    some = np.array([True, False, True])  # a member that stopped learning draws nothing and keeps its tree
+    batch = replay.sample_members(6, some)
+    td_error = torch.randn(3, 6, generator=g)
+    replay.update_member_priorities(batch, td_error, some)
+    for k, buffer in enumerate(singles):
+        if some[k]:
+            single = buffer.sample_tensors(6)
+            assert torch.equal(batch.action[k], single.action) and single.storage_index is not None
+            buffer.update_priorities(single.storage_index, td_error[k].abs())
+        if per:  # every level of every member's tree, bit for bit
+            mine, theirs = replay.samplers[k], buffer.sampler
+            assert isinstance(mine, PrioritizedSampler) and isinstance(theirs, PrioritizedSampler)
+            assert all(torch.equal(a, b) for a, b in zip(mine.sums, theirs.sums, strict=True))
+            assert torch.equal(mine.max_priority, theirs.max_priority)

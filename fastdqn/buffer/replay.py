@@ -25,6 +25,8 @@ from fastdqn.config import Config
 if TYPE_CHECKING:
     from tensordict import TensorDict
 
+    from fastdqn.per import MemberTrees
+
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
 
 
@@ -85,6 +87,7 @@ class ReplayBuffer:
         self.writer = writer if writer is not None else RingWriter(storage.capacity, self.members)
         self._offsets = torch.arange(self.members, device=storage.device).unsqueeze(1) * storage.capacity  # (K, 1)
         self._tracks_writes = any(not isinstance(s, UniformSampler) for s in self.samplers)  # uniform ones need no on_write
+        self.trees: MemberTrees | None = None  # prioritized members: their trees sampled and updated as one
 
     @classmethod
     def create(
@@ -106,9 +109,16 @@ class ReplayBuffer:
         cls, cfgs: Sequence[Config], obs_shape: tuple[int, ...], obs_dtype: torch.dtype, device: torch.device, discount: bool = False
     ) -> ReplayBuffer:
         """K members' rings of `cfgs[0].buffer_capacity` rows, member k sampling as `cfgs[k]`'s single run does."""
-        capacity = cfgs[0].buffer_capacity
+        capacity, first = cfgs[0].buffer_capacity, cfgs[0]
         storage = TensorStorage(_specs(obs_shape, obs_dtype, discount), capacity, device, members=len(cfgs))
-        return cls(storage, [make_sampler(cfg, capacity, device) for cfg in cfgs])
+        if not first.per:
+            return cls(storage, [make_sampler(cfg, capacity, device) for cfg in cfgs])
+        from fastdqn.per import MemberTrees  # every member's sum tree in one tensor per level
+
+        trees = MemberTrees(capacity, device, first.per_alpha, first.per_eps, [cfg.seed for cfg in cfgs])
+        buffer = cls(storage, list(trees.samplers))
+        buffer.trees = trees
+        return buffer
 
     @property
     def sampler(self) -> Sampler:
@@ -202,6 +212,8 @@ class ReplayBuffer:
     def sample_members(self, batch_size: int, active: np.ndarray) -> MemberBatch:
         """`batch_size` rows per member, (K, B, ...); members not `active` (host bool (K,)) draw
         nothing and get row 0 (weight 1), which their update ignores."""
+        if self.trees is not None:
+            return self._gather(*self.trees.sample(self.writer.sizes, batch_size, active))
         parts, weights = [], []
         for k, sampler in enumerate(self.samplers):
             weight = None
@@ -211,19 +223,23 @@ class ReplayBuffer:
                 index = torch.zeros(batch_size, dtype=torch.int64, device=self.device)
             parts.append(index)
             weights.append(weight)
-        ring = torch.stack(parts)  # (K, B)
+        if all(w is None for w in weights):
+            return self._gather(torch.stack(parts), None)
+        return self._gather(
+            torch.stack(parts), torch.stack([torch.ones(batch_size, device=self.device) if w is None else w for w in weights])
+        )
+
+    def _gather(self, ring: Tensor, weights: Tensor | None) -> MemberBatch:
+        """The rows `ring` (K, B) of each member's ring, as a `MemberBatch`."""
         fields = self.storage.read((ring + self._offsets).view(-1))
-        shaped = {name: t.view(self.members, batch_size, *t.shape[1:]) for name, t in fields.items()}
-        stacked_weights = None
-        if any(w is not None for w in weights):
-            stacked_weights = torch.stack([torch.ones(batch_size, device=self.device) if w is None else w for w in weights])
+        shaped = {name: t.view(self.members, ring.shape[1], *t.shape[1:]) for name, t in fields.items()}
         return MemberBatch(
             shaped["obs"],
             shaped["action"],
             shaped["reward"],
             shaped["next_obs"],
             shaped["terminated"],
-            stacked_weights,
+            weights,
             ring,
             shaped.get("discount"),
         )
@@ -247,6 +263,9 @@ class ReplayBuffer:
         """Each active member's sampled rows get their new |TD error| (K, B) (prioritized replay)."""
         if batch.weights is None or batch.storage_index is None:
             return
+        if self.trees is not None:
+            self.trees.update(batch.storage_index, td_error.abs(), active)
+            return
         priorities = td_error.abs()
         for k in np.flatnonzero(active):
             self.samplers[k].update(batch.storage_index[k], priorities[k])
@@ -264,6 +283,8 @@ class ReplayBuffer:
         self.storage.keep(slots)
         self.writer.keep(list(slots))
         self.samplers = [self.samplers[i] for i in slots]
+        if self.trees is not None:
+            self.trees.keep(slots)
         self.members = len(slots)
         self._offsets = self._offsets[: self.members]
 
