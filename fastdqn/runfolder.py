@@ -255,6 +255,11 @@ def _check_target(folder: Path, out_dir: Path, overwrite: bool) -> bool:
     if not folder.is_dir():
         raise ConfigError(f"{folder} is a file, not a run folder; pick another --run-name")
     if _contents(folder):
+        holder = _read_lock(folder / LOCK_NAME)
+        claim = _CLAIM.get()
+        mine = claim is not None and folder.absolute() in claim.locks
+        if holder is not None and not mine and _alive(holder):
+            raise _busy(folder, folder / LOCK_NAME, holder)  # say who writes it, whatever was asked
         if not overwrite:
             raise ConfigError(
                 f"{folder} already holds a run; continue it with --resume {folder}, replace it with --overwrite, or pick another --run-name"

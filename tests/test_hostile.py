@@ -8,6 +8,7 @@ byte for byte before and after, unless the case is meant to change them.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import importlib
@@ -207,6 +208,27 @@ def test_second_process_on_a_folder_is_refused_naming_the_holder(out: Path, name
         holder.wait()
 
 
+def test_a_new_run_into_a_folder_being_written_names_the_writer(out: Path) -> None:
+    lock = acquire(out / "r")
+    before = snapshot(out)
+    code, output = run_cli("train", "--out", str(out), "--run-name", "r", *SMALL)
+    assert code == 3 and f"is in use by process {os.getpid()}" in output, output
+    one_line(output)
+    assert snapshot(out) == before
+    lock.release()
+
+
+def test_ray_learner_entry_takes_the_lock_before_anything_starts(out: Path) -> None:
+    from fastdqn.learner import train_distributed
+
+    lock = acquire(out / "r")
+    before = snapshot(out)
+    with pytest.raises(RunFolderBusy, match=f"process {os.getpid()}"):
+        train_distributed(small_config(out, run_name="r", actors=1), overwrite=True)
+    assert snapshot(out) == before
+    lock.release()
+
+
 def test_library_resume_refused_while_this_process_holds_the_lock(out: Path) -> None:
     lock = acquire(out / "r")
     before = snapshot(out)
@@ -284,6 +306,24 @@ def test_numbers_that_make_no_sense_are_refused(out: Path, option: str, value: s
 def test_library_config_refuses_wrong_types_and_non_finite_values(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[").replace("*", r"\*")):
         Config(**values)
+
+
+FLOAT_FIELDS = [f.name for f in dataclasses.fields(Config) if str(f.type) in ("float", "float | None")]
+INT_FIELDS = [f.name for f in dataclasses.fields(Config) if str(f.type) == "int"]
+
+
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+def test_every_float_field_refuses_nan_inf_and_text(name: str) -> None:
+    for value in (float("nan"), math.inf, -math.inf, "0.5", True):
+        with pytest.raises(ConfigError, match=f"^{name}="):
+            Config(**{name: value})
+
+
+@pytest.mark.parametrize("name", INT_FIELDS)
+def test_every_int_field_refuses_bools_floats_text_and_negatives(name: str) -> None:
+    for value in (True, 4.0, "4", -1, None):
+        with pytest.raises(ConfigError, match=f"^{name}="):
+            Config(**{name: value})
 
 
 def test_hand_edited_config_json_with_a_string_is_one_line_and_left_as_is(out: Path) -> None:
