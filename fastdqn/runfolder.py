@@ -77,7 +77,7 @@ def name_max(folder: str | Path) -> int:
         return DEFAULT_NAME_MAX  # no pathconf (Windows) or no answer: the common limit
 
 
-def check_run_name(name: str, out_dir: str | Path, what: str = "run_name") -> None:
+def check_run_name(name: str, out_dir: str | Path, what: str = "run_name", limit: int | None = None) -> None:
     """Refuse, in one line with the fix, a run name that is not one plain folder name inside `out_dir`."""
     option = "--run-name" if what == "run_name" else "the varied options"
     if name == "":
@@ -93,7 +93,7 @@ def check_run_name(name: str, out_dir: str | Path, what: str = "run_name") -> No
             f"{what}={name!r} is a path, not one folder name; put the folders in --out and the last name in {option} "
             f"(e.g. --out runs/cartpole --run-name my-run)"
         )
-    length, limit = len(os.fsencode(name)), name_max(out_dir)
+    length, limit = len(os.fsencode(name)), name_max(out_dir) if limit is None else limit
     if length > limit:
         raise ConfigError(
             f"{what} is {length} bytes long, more than the {limit} the file system takes for one name; pass a shorter {option}"
@@ -370,12 +370,12 @@ def claim_run_folders(
     from fastdqn.resources import check_memory
 
     if cfgs:
+        check_memory(cfgs)  # first: a group too large to fit is refused before its K names are even made
         first = cfgs[0]
         if member_names is not None:
-            inside = Path(first.out_dir) / (first.run_name or "x")
+            limit = name_max(Path(first.out_dir))
             for name in member_names(cfgs):
-                check_run_name(name, inside, what=f"member folder name {name!r}")
-        check_memory(cfgs)
+                check_run_name(name, first.out_dir, what=f"member folder name {name!r}", limit=limit)
     claim = _Claim(resume=None if resume is None else Path(resume))
     token = _CLAIM.set(claim)
     try:
