@@ -62,6 +62,8 @@ USER_ERRNOS = {
     errno.EPERM: "the operation is not permitted; pass --out a folder you own",
     errno.ENAMETOOLONG: "a path is too long for the file system; shorten --out or --run-name",
     errno.EMFILE: "too many open files; raise the limit (ulimit -n) or lower --num-envs",
+    errno.ENOTDIR: "a file stands where the path needs a folder; pass --out a folder",
+    errno.EEXIST: "a file stands where the path needs a folder; pass --out a folder",
 }
 """The errno values a user causes (and can fix), with the fix; other OSErrors are bugs and keep their traceback."""
 

@@ -16,9 +16,11 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +231,28 @@ def test_ray_learner_entry_takes_the_lock_before_anything_starts(out: Path) -> N
     lock.release()
 
 
+def test_a_training_process_refuses_a_second_one_and_releases_its_lock_on_sigterm(tmp_path: Path) -> None:
+    command = [sys.executable, str(Path(__file__).parents[1] / "cli.py"), "train", "--out", str(tmp_path), "--run-name", "live", *QUICK]
+    command += ["--total-steps", "10000000", "--checkpoint-every-steps", "400"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "live"
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run_dir / "checkpoints").glob("step-*.pt")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        for args in (["--resume", str(run_dir)], ["--out", str(tmp_path), "--run-name", "live", "--overwrite", *SMALL]):
+            code, output = run_cli("train", *args)
+            assert code == 3 and f"is in use by process {process.pid}" in output, output
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143 and f"--resume{run_dir}" in "".join(stderr.split()), stderr
+    assert not (run_dir / LOCK_NAME).exists()
+
+
 def test_library_resume_refused_while_this_process_holds_the_lock(out: Path) -> None:
     lock = acquire(out / "r")
     before = snapshot(out)
@@ -399,6 +423,15 @@ def test_path_too_long_for_the_file_system_is_one_line(tmp_path: Path) -> None:
     code, output = run_cli("train", "--out", str(deep), "--run-name", "r", *SMALL)
     assert code == 74 and "(ENAMETOOLONG)" in output, output
     one_line(output)
+
+
+@pytest.mark.parametrize(("where", "text"), [("not-a-run", "(ENOTDIR)"), ("not-a-run/below", "(ENOTDIR)")])
+def test_out_folder_that_is_a_file_is_one_line(out: Path, where: str, text: str) -> None:
+    before = snapshot(out)
+    code, output = run_cli("train", "--out", str(out / where), "--run-name", "r", *SMALL)
+    assert code == 74 and text in output and "pass --out a folder" in output, output
+    one_line(output)
+    assert snapshot(out) == before
 
 
 def test_plot_into_a_read_only_place_is_one_line(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
