@@ -383,7 +383,7 @@ def claim_run_folders(
     try:
         try:
             if resume is not None:
-                if Path(resume).is_dir():
+                if is_run_folder(Path(resume)):  # anything else is refused by the resume itself, with no lock written into it
                     claim.lock(Path(resume))
             elif cfgs and cfgs[0].run_name is not None:
                 folder = Path(cfgs[0].out_dir) / cfgs[0].run_name

@@ -275,6 +275,23 @@ def test_stale_lock_of_a_dead_process_is_taken_over_and_released(out: Path) -> N
     assert Config.load(out / "r" / "config.json").total_steps == 400  # the saved config is the run's, as resume left it
 
 
+def test_lock_of_another_host_is_refused_and_a_torn_old_one_taken_over(out: Path) -> None:
+    path = out / "r" / LOCK_NAME
+    path.write_text(json.dumps({"pid": 1, "host": "other-host", "started": "2026-01-01T00:00:00+00:00"}))
+    before = snapshot(out)
+    code, output = run_cli("train", "--resume", str(out / "r"))
+    assert code == 3 and "process 1 on host other-host" in output and f"if that process is gone, delete {path}" in output, output
+    assert snapshot(out) == before
+    path.write_text('{"pid": 12')  # torn by a crash while it was written
+    with pytest.raises(RunFolderBusy, match="is being locked by another process right now"):
+        acquire(out / "r")  # a fresh torn file may be a lock being written
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    lock = acquire(out / "r")  # an old torn file is no one's
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    lock.release()
+    assert not path.exists()
+
+
 def test_lock_is_released_on_normal_end_failure_and_interrupt(out: Path) -> None:
     result = train(small_config(out, run_name="fresh"))
     assert not (result.run_dir / LOCK_NAME).exists()
@@ -510,6 +527,24 @@ def test_library_group_too_large_is_refused_with_the_numbers(tmp_path: Path, mon
     with pytest.raises(ResourceError, match="the run needs an estimated"):
         train(small_config(tmp_path, buffer_capacity=100_000))
     assert not any(tmp_path.iterdir())
+
+
+def test_cuda_runs_are_held_to_the_free_device_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fastdqn.device
+
+    monkeypatch.setattr(fastdqn.device, "resolve_device", lambda name: torch.device("cuda"))
+    free = {"cuda": 2**20, "cpu": 64 * 2**30}
+    monkeypatch.setattr(fastdqn.resources, "available_bytes", lambda device: (free[device.type], f"free on {device.type}"))
+    with pytest.raises(ResourceError, match=r"the run needs an estimated 0.\d\d GiB on cuda .* but 0.00 GiB is free \(free on cuda\)"):
+        fastdqn.resources.check_memory([small_config(tmp_path, buffer_capacity=100_000)])
+    fastdqn.resources.check_memory([small_config(tmp_path, buffer_capacity=1_000)])  # 1,000 rows fit in 1 MiB
+
+
+def test_resume_of_a_folder_that_is_no_run_writes_no_lock_into_it(out: Path) -> None:
+    before = snapshot(out)
+    with pytest.raises(ConfigError):
+        train(small_config(out), resume=out / "notes")
+    assert snapshot(out) == before
 
 
 @pytest.mark.parametrize("n_step", [1, 3])
