@@ -35,7 +35,7 @@ from fastdqn.cli import app
 from fastdqn.config import Config, ConfigError
 from fastdqn.group import train_many
 from fastdqn.resources import ResourceError, estimate
-from fastdqn.runfolder import LOCK_NAME, RunFolderBusy, acquire
+from fastdqn.runlock import LOCK_NAME, RunFolderBusy, acquire
 from fastdqn.train import TrainingInterrupted, train
 
 group_module = importlib.import_module("fastdqn.group")  # `fastdqn.group` could name a function one day, as `fastdqn.train` does
@@ -181,7 +181,7 @@ def test_a_failed_start_empties_a_folder_the_user_made_but_keeps_it(out: Path) -
 
 def _hold_lock(folder: Path) -> subprocess.Popen[str]:
     """A second process that takes `folder`'s lock and waits."""
-    code = "import sys; from pathlib import Path; from fastdqn.runfolder import acquire; acquire(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()"
+    code = "import sys; from pathlib import Path; from fastdqn.runlock import acquire; acquire(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()"
     holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     return holder
