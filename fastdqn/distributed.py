@@ -37,6 +37,7 @@ from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.config import Config, ConfigError
 from fastdqn.envs import EnvSpaces, make_envs
+from fastdqn.finite import NonFiniteEnvOutput
 from fastdqn.metrics import Metrics, _keep_rows
 from fastdqn.run_state import RunResult
 from fastdqn.schedules import epsilon_at
@@ -220,6 +221,9 @@ class ActorPool:
                 )
             self.retry_ping_at[actor] = time.perf_counter() + 0.2
             return
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, NonFiniteEnvOutput):  # the env's own values: a restart would meet them again
+            raise TrainingFailed(f"actor {actor}: {cause.at_step(self.run_env_steps)}")
         self.lost_chunks += 1
         if generation != self.generation[actor]:  # an older request of an actor already being restarted
             if not died:
