@@ -12,6 +12,7 @@ each can be seen:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,11 @@ def check_env_arrays(obs: np.ndarray, rewards: np.ndarray | None = None) -> None
     Raises:
         NonFiniteEnvOutput: naming rewards or observations and the first env that produced one.
     """
+    # the fast path, one BLAS dot per array: x.x is finite when every entry is (one that overflowed,
+    # |x| > ~1e19 in float32, goes on to the exact check below, which then finds nothing). A third
+    # of `np.isfinite(x).all()`'s cost, and unlike a numpy sum it raises no overflow warnings.
+    if (rewards is None or math.isfinite(np.vdot(rewards, rewards))) and (obs.dtype.kind != "f" or math.isfinite(np.vdot(obs, obs))):
+        return
     if rewards is not None:
         bad = _first_bad(rewards)
         if bad is not None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hostile_envs  # noqa: F401  (registers the misbehaving envs)
+import numpy as np
 import pytest
 import torch
 from configs import counter_config
@@ -24,7 +26,7 @@ from fastdqn.checkpoint import load_checkpoint
 from fastdqn.cli import app
 from fastdqn.config import FastDQNError
 from fastdqn.evaluate import Evaluation, Evaluator
-from fastdqn.finite import NonFiniteWeights, require_finite_weights
+from fastdqn.finite import NonFiniteEnvOutput, NonFiniteWeights, check_env_arrays, require_finite_weights
 from fastdqn.group import train_many
 from fastdqn.train import TrainingFailed, TrainingInterrupted
 
@@ -331,3 +333,29 @@ def test_saving_nan_weights_is_refused_and_the_file_kept(tmp_path: Path) -> None
     with pytest.raises(NonFiniteWeights, match="the weights became NaN/inf"):
         agent.save(path)
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("obs", "rewards", "message"),
+    [
+        (np.zeros((4, 3), np.float32), np.array([0, 0, np.nan, 0], np.float32), "rewards at env step 1,200 (env 2, value nan)"),
+        (
+            np.array([[0, 1], [np.inf, 0], [0, -np.inf]], np.float64),
+            np.zeros(3, np.float32),
+            "observations at env step 1,200 (env 1, value inf)",
+        ),
+        (np.full((2, 3), 3e38, np.float32), np.full(2, 3e38, np.float32), None),  # finite: the fast path's overflow is no error
+        (np.full((2, 3), 255, np.uint8), np.zeros(2, np.float32), None),
+    ],
+    ids=["nan-reward", "inf-obs", "huge-but-finite", "uint8-frames"],
+)
+def test_the_env_boundary_check_names_the_first_bad_env_and_passes_finite_arrays(
+    obs: np.ndarray, rewards: np.ndarray, message: str | None
+) -> None:
+    if message is None:
+        check_env_arrays(obs, rewards)
+        return
+    with pytest.raises(NonFiniteEnvOutput) as caught:
+        check_env_arrays(obs, rewards)
+    assert message in caught.value.at_step(1_200) and message.replace(" at env step 1,200", "") in str(caught.value)
+    assert pickle.loads(pickle.dumps(caught.value)).at_step(3) == caught.value.at_step(3)  # crosses to the learner from a Ray actor
