@@ -122,7 +122,7 @@ def newest_intact_checkpoint(run_dir: Path, load: Callable[[Path], dict[str, Any
     One that cannot be read (truncated by a full disk, damaged, incomplete) is passed over for the
     next older one; when none is readable the newest one's reason is given. The payload's `file`
     names the checkpoint, its `damaged` lists (file, reason) of those passed over, for
-    `set_aside_damaged` once every other file of the run has been checked too.
+    `apply_repairs` once every other file of the run has been checked too.
     """
     found = sorted((run_dir / "checkpoints").glob("step-*.pt")) if run_dir.is_dir() else []
     if not found:
@@ -139,14 +139,20 @@ def newest_intact_checkpoint(run_dir: Path, load: Callable[[Path], dict[str, Any
     raise CheckpointError(f"--resume {run_dir}: no checkpoint there can be used ({len(found)} tried); newest: {refused[0]}")
 
 
-def set_aside_damaged(saved: dict[str, Any]) -> None:
-    """Rename the checkpoints a resume passed over to `damaged-step-*.pt`, kept for a look but never
-    loaded, pruned or written over again, and say so in one line each."""
+def apply_repairs(saved: dict[str, Any], folder: Path) -> None:
+    """The first changes a resume makes, once every file has passed its checks and the checkpoint is
+    back in place: the checkpoints passed over are renamed `damaged-step-*.pt` (kept for a look, never
+    loaded, pruned or written over again), the repairs are said in one line each, and what a killed
+    checkpoint write left (`.step-*.tmp`) is removed."""
     for name, reason in saved.get("damaged", []):
         path = Path(name)
         kept = path.with_name(f"damaged-{path.name}")
         path.rename(kept)
         notice(f"{reason}; resuming from the older {Path(saved['file']).name} instead; the damaged file is kept as {kept}")
+    for note in saved.get("notes", []):
+        notice(note)
+    for stale in (folder / "checkpoints").glob(".step-*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -173,9 +179,3 @@ def latest_run_checkpoint(run_dir: Path) -> Path:
     if not found:
         raise CheckpointError(f"--resume {run_dir}: the folder holds no checkpoint (checkpoints/step-*.pt); start a new run instead")
     return found[-1]
-
-
-def remove_stale_temporaries(run_dir: Path) -> None:
-    """Delete what a killed checkpoint write left (`.step-*.tmp`); called once a resume has checked every file."""
-    for stale in (run_dir / "checkpoints").glob(".step-*.tmp"):
-        stale.unlink(missing_ok=True)

@@ -154,7 +154,7 @@ def train_many(
     cfgs = [c.replace(out_dir=str(group_dir), run_name=name) for c, name in zip(cfgs, names, strict=True)]
     run_dirs = [group_dir / name if resume is not None else make_run_dir(c, overwrite) for c, name in zip(cfgs, names, strict=True)]
     if resume is not None and saved is not None:
-        check_member_files(saved, resume, run_dirs)  # every member's files, before any of them is cut back
+        check_member_files(saved, run_dirs)  # every member's files, before any of them is cut back
     results = [RunResult(members.agents[i], replay.member_buffer(i), [], run_dirs[i]) for i in range(k)]
     live = list(range(k))  # the members still training, in the order of the stacked tensors' slots
     status = ["running"] * k

@@ -21,13 +21,11 @@ import torch
 
 from fastdqn.checkpoint import (
     CheckpointError,
+    apply_repairs,
     load_checkpoint,
     newest_intact_checkpoint,
-    notice,
-    remove_stale_temporaries,
     restoring,
     save_atomic,
-    set_aside_damaged,
 )
 from fastdqn.config import Config, ConfigError
 from fastdqn.episodes import EpisodeTracker
@@ -109,19 +107,16 @@ def load_group_checkpoint(group_dir: Path, total_steps: int) -> dict[str, Any]:
     return payload
 
 
-def check_member_files(saved: dict[str, Any], group_dir: Path, run_dirs: list[Path]) -> None:
+def check_member_files(saved: dict[str, Any], run_dirs: list[Path]) -> None:
     """Check every member's config.json, metrics.csv and episodes.csv before a resume changes any file
-    of the group: one refused on its last member leaves the others' files as they were."""
+    of the group: one refused on its last member leaves the others' files as they were. The repairs
+    they need are noted in `saved` for `apply_repairs`."""
     from fastdqn.resume import read_run_config
 
-    notes = []
+    saved["notes"] = []
     for run_dir in run_dirs:
         read_run_config(run_dir)
-        notes += check_run_csvs(run_dir, saved["counters"][0])
-    for note in notes:
-        notice(note)
-    set_aside_damaged(saved)  # every file checked: the first change a resume makes
-    remove_stale_temporaries(group_dir)
+        saved["notes"] += check_run_csvs(run_dir, saved["counters"][0])
 
 
 def result_state(result: Any) -> dict[str, Any]:
@@ -196,6 +191,7 @@ def restore_group(
     """
     with restoring(saved["file"]):  # a damaged checkpoint: one line naming it; no file is changed yet
         restored = _restore_group(saved, cfgs, members, replay, nstep, envs, evaluator, results)
+    apply_repairs(saved, results[0].run_dir.parent)
     return restored
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from fastdqn.agent import DQNAgent
-from fastdqn.checkpoint import restoring, write_run_checkpoint
+from fastdqn.checkpoint import apply_repairs, restoring, write_run_checkpoint
 from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.distributed import ActorLog, ActorPool, DistributedResult, _Metrics, _spaces, connect, extend_with_priorities, require_ray
@@ -205,4 +205,5 @@ def _restore(saved: dict[str, Any], state: LoopState, result: DistributedResult)
         state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
         restore_rng(saved["rng"])
         start_time, rounds_owed = restore_results(result, saved["run"]), float(loop["rounds_owed"])
+    apply_repairs(saved, result.run_dir)
     return start_time, rounds_owed

@@ -20,12 +20,10 @@ from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.checkpoint import (
     CheckpointError,
+    apply_repairs,
     load_checkpoint,
     newest_intact_checkpoint,
-    notice,
-    remove_stale_temporaries,
     restoring,
-    set_aside_damaged,
     write_run_checkpoint,
 )
 from fastdqn.collect import Collector
@@ -117,8 +115,8 @@ def load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
     Every file of the run is checked before any is changed: config.json, the checkpoints (an
     unreadable newest one gives way to the next older one, said in one line), metrics.csv and
     episodes.csv (a torn last line is noted here and dropped when the run reopens them). The
-    payload's `file` names the checkpoint it came from; the damaged ones passed over are renamed
-    `damaged-step-*.pt` once every check has passed.
+    payload's `file` names the checkpoint it came from; the repairs (`damaged`, `notes`) are made
+    by `apply_repairs` once the checkpoint is back in place.
     """
     read_run_config(run_dir)
     payload = newest_intact_checkpoint(run_dir, load_resumable)
@@ -135,11 +133,7 @@ def load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{run_dir} already finished at {payload['loop']['counters'][0]:,} env steps; pass a larger --total-steps to extend it"
         )
-    for note in check_run_csvs(run_dir, payload["loop"]["counters"][0]):
-        notice(note)
-    set_aside_damaged(payload)  # every file checked: the first change a resume makes
-    remove_stale_temporaries(run_dir)
-    return payload
+    return {**payload, "notes": check_run_csvs(run_dir, payload["loop"]["counters"][0])}
 
 
 def restore_run(
@@ -154,6 +148,7 @@ def restore_run(
     """Put a checkpoint back into the loop's objects; returns the start time that continues wall time."""
     with restoring(saved.get("file", "the checkpoint")):
         start_time = _restore_run(saved, state, result, envs, collector, nstep, episodes)
+    apply_repairs(saved, result.run_dir)
     return start_time
 
 

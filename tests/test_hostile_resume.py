@@ -6,6 +6,7 @@ is checked exactly (a torn CSV tail gone, a damaged checkpoint kept aside under 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import pickle
 import shutil
@@ -28,6 +29,8 @@ from fastdqn.config import FastDQNError
 from fastdqn.evaluate import Evaluation, Evaluator
 from fastdqn.finite import NonFiniteEnvOutput, NonFiniteWeights, check_env_arrays, require_finite_weights
 from fastdqn.group import train_many
+from fastdqn.member_envs import MemberEvaluator
+from fastdqn.members import MemberAgents
 from fastdqn.train import TrainingFailed, TrainingInterrupted
 
 runner = CliRunner()
@@ -70,9 +73,15 @@ def base_group(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "group"
 
 
+STALE = "checkpoints/.step-000000000360.pt.x1y2.tmp"
+"""What a write killed mid-way leaves: removed by a resume only once every file has passed its checks."""
+
+
 @pytest.fixture
 def run(base_run: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(base_run, tmp_path / "run"))
+    folder = Path(shutil.copytree(base_run, tmp_path / "run"))
+    (folder / STALE).write_bytes(b"half a checkpoint")
+    return folder
 
 
 @pytest.fixture
@@ -184,6 +193,7 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint_and_keeps_the_damaged
     notes = [line for line in lines if line.startswith("fastdqn: ")]
     assert len(notes) == 1 and reason in notes[0] and f"resuming from the older {OLDER}" in notes[0], lines
     assert (run / "checkpoints" / f"damaged-{NEWEST}").read_bytes() == damaged_bytes  # kept, never written over
+    assert not (run / STALE).exists()
     steps = metric_steps(run)
     assert steps == sorted(set(steps)) and steps[-1] == 600  # rows past step 180 were cut, then written again
 
@@ -323,6 +333,26 @@ def test_a_diverged_model_never_replaces_a_good_best_pt(tmp_path: Path, monkeypa
     best = load_checkpoint(tmp_path / "r" / "best.pt")["agent"]
     assert all(torch.isfinite(t).all() for t in best["q_network"].values())
     assert next(scores) == 2.0  # the evaluation of the diverged model never ran
+
+
+def test_a_diverged_group_member_stops_alone_and_keeps_its_best_pt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = itertools.count(1)
+    monkeypatch.setattr(MemberEvaluator, "run", lambda self, members: [Evaluation(np.full(3, float(next(calls)))[:3], True)] * members.k)
+    real_update = MemberAgents.update
+
+    def update_that_diverges(self: MemberAgents, batch: Any, active: np.ndarray) -> dict[str, torch.Tensor]:
+        stats = real_update(self, batch, active)
+        if self.k == 2 and self.updates[0] >= 100:  # member 0, after the first evaluation (env step 90)
+            self.online[0].fill_(float("nan"))
+        return stats
+
+    monkeypatch.setattr(MemberAgents, "update", update_that_diverges)
+    cfgs = [counter_config(tmp_path, run_name="g", seed=seed, total_steps=600, eval_every_steps=90, eval_episodes=3) for seed in (1, 2)]
+    first, second = train_many(cfgs)
+    assert first.best_eval_return == 1.0 and second.best_eval_return is not None and second.best_eval_return > 1.0
+    require_finite_weights(torch.load(tmp_path / "g" / "s1" / "best.pt", weights_only=True), Path("best.pt"))
+    assert not (tmp_path / "g" / "s1" / "final.pt").exists() and (tmp_path / "g" / "s2" / "final.pt").exists()
+    assert "failed: NaN/inf" in (tmp_path / "g" / "summary.csv").read_text()
 
 
 def test_saving_nan_weights_is_refused_and_the_file_kept(tmp_path: Path) -> None:
