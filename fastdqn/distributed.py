@@ -294,8 +294,7 @@ class ActorLog:
     """`actors.csv`: per log interval, each actor's env steps/s, the learner's updates/s, its waiting share and the queue."""
 
     def __init__(self, run_dir: Path, actors: int, start_time: float, resume_at: int | None):
-        self.columns = ["env_steps", "wall_s", "updates_per_s", "learner_wait_frac", "queue_depth", "weights_lag", "lost_chunks"]
-        self.columns += ["actor_restarts"] + [f"actor{i}_sps" for i in range(actors)]
+        self.columns = list(self.columns_for(actors))
         path = run_dir / "actors.csv"
         if resume_at is not None:
             _keep_rows(path, tuple(self.columns), resume_at)
@@ -305,6 +304,11 @@ class ActorLog:
             self.writer.writeheader()
         self.start_time = start_time
         self.last: tuple[float, int, float, list[int], int, int] | None = None
+
+    @staticmethod
+    def columns_for(actors: int) -> tuple[str, ...]:
+        fixed = ("env_steps", "wall_s", "updates_per_s", "learner_wait_frac", "queue_depth", "weights_lag", "lost_chunks", "actor_restarts")
+        return (*fixed, *(f"actor{i}_sps" for i in range(actors)))
 
     def begin(self, updates: int, pool: ActorPool) -> None:
         """Count the first interval from here (a resumed run's actors bring their earlier env steps)."""

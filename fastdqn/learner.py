@@ -21,6 +21,7 @@ from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.distributed import ActorLog, ActorPool, DistributedResult, _Metrics, _spaces, connect, extend_with_priorities, require_ray
 from fastdqn.evaluate import Evaluator
+from fastdqn.metrics import check_run_csvs
 from fastdqn.resume import load_for_resume, restore_results, restore_rng, results_state, rng_state
 from fastdqn.run_state import LoopState
 from fastdqn.schedules import epsilon_at
@@ -192,6 +193,7 @@ def _load(cfg: Config, run_dir: Path) -> dict[str, Any]:
     saved = load_for_resume(cfg, run_dir)
     if "actors" not in saved["loop"]:
         raise ConfigError(f"cannot resume {run_dir} with --actors: it is a single-process run; resume it without --actors")
+    saved["notes"] += check_run_csvs(run_dir, saved["loop"]["counters"][0], {"actors.csv": ActorLog.columns_for(cfg.actors)})
     return saved
 
 

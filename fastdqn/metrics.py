@@ -203,16 +203,17 @@ def read_rows(path: Path, columns: tuple[str, ...], up_to_step: int) -> tuple[li
         raise ConfigError(f"{path} cannot be read ({error}); put back a good copy, or start a new run") from None
     body, _, torn = text.rpartition("\n")
     lines = [line.removesuffix("\r") for line in body.split("\n")] if body or text.endswith("\n") else []
-    if not lines or tuple(next(csv.reader([lines[0]]), [])) != columns:
+    header = tuple(next(csv.reader(lines[:1]), []))
+    if not header or columns[: len(header)] != header:  # columns are only ever appended: an older run's file is a prefix
         raise ConfigError(f"{path} does not start with fastdqn's header ({','.join(columns)}); put back a good copy, or start a new run")
     rows: list[dict[str, str]] = []
     for number, fields in enumerate(csv.reader(lines[1:]), start=2):
         if fields and fields[0].isdigit() and int(fields[0]) > up_to_step:
             return rows, ""  # this row and every later one (the torn one too) postdate the checkpoint
-        problem = _row_problem(fields, columns)
+        problem = _row_problem(fields, header)
         if problem:
             raise ConfigError(f"{path} line {number} is damaged ({problem}); repair or delete that line, then resume again")
-        rows.append(dict(zip(columns, fields, strict=True)))
+        rows.append({name: "" for name in columns} | dict(zip(header, fields, strict=True)))
     return rows, torn
 
 
@@ -230,10 +231,10 @@ def _row_problem(fields: list[str], columns: tuple[str, ...]) -> str:
     return ""
 
 
-def check_run_csvs(run_dir: Path, up_to_step: int) -> list[str]:
-    """Check a run folder's CSV files before a resume cuts them back to `up_to_step`; returns a note per torn last line."""
+def check_run_csvs(run_dir: Path, up_to_step: int, files: dict[str, tuple[str, ...]] = RUN_CSVS) -> list[str]:
+    """Check a run folder's CSV `files` before a resume cuts them back to `up_to_step`; returns a note per torn last line."""
     notes = []
-    for name, columns in RUN_CSVS.items():
+    for name, columns in files.items():
         _, torn = read_rows(run_dir / name, columns, up_to_step)
         if torn:
             notes.append(f"{run_dir / name}: its last line was cut off mid-write ({torn[:40]!r}); it is dropped")

@@ -212,6 +212,17 @@ def test_resume_drops_a_torn_last_row_and_never_writes_it_back(run: Path, name: 
     assert steps == sorted(steps) and steps[-1] >= 500
 
 
+def test_resume_accepts_a_metrics_csv_written_before_its_last_column_existed(run: Path) -> None:
+    lines = (run / "metrics.csv").read_text().splitlines()
+    older = [line.rsplit(",", 1)[0] for line in lines]  # as fastdqn wrote it before eval_complete
+    (run / "metrics.csv").write_text("\n".join(older) + "\n")
+    code, lines_out = resume_cli(run)
+    assert code == 0, lines_out
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0] == lines[0] and [row.rsplit(",", 1)[0] for row in rows[1 : len(older)]] == older[1:]
+    assert metric_steps(run)[-1] == 600
+
+
 def test_a_group_refused_on_one_member_leaves_every_member_untouched(group: Path) -> None:
     damage_metrics_row(group / "s2")  # the last member: the first one's files would have been cut back already
     (group / "s1" / "episodes.csv").write_bytes((group / "s1" / "episodes.csv").read_bytes() + b"300,1")  # torn: repairable
