@@ -164,9 +164,10 @@ def restoring(path: str | Path) -> Iterator[None]:
     except FastDQNError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as error:
-        reason = f"missing {error}" if isinstance(error, KeyError) else (str(error).strip().splitlines() or [type(error).__name__])[0]
+        # torch's shape message spans lines (a heading, then the mismatch): joined into one
+        reason = f"missing {error}" if isinstance(error, KeyError) else " ".join(str(error).split()) or type(error).__name__
         raise CheckpointError(
-            f"{path} does not fit this run ({reason[:200]}); nothing was changed; move it out of checkpoints/ to resume from the one before it"
+            f"{path} does not fit this run ({reason[:300]}); nothing was changed; move it out of checkpoints/ to resume from the one before it"
         ) from None
 
 
