@@ -400,3 +400,20 @@ def test_the_env_boundary_check_names_the_first_bad_env_and_passes_finite_arrays
         check_env_arrays(obs, rewards)
     assert message in caught.value.at_step(1_200) and message.replace(" at env step 1,200", "") in str(caught.value)
     assert pickle.loads(pickle.dumps(caught.value)).at_step(3) == caught.value.at_step(3)  # crosses to the learner from a Ray actor
+
+
+def test_every_episode_row_up_to_a_checkpoint_is_on_disk_when_it_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill -9 right after a checkpoint (between log rows) must not take episode rows the resume will not write again."""
+    import fastdqn.resume
+
+    seen: list[tuple[int, int]] = []
+    real_write = fastdqn.resume.write_run_checkpoint
+
+    def write_and_count(run_dir: Path, payload: dict[str, Any], env_steps: int, keep: int) -> Path:
+        on_disk = len((run_dir / "episodes.csv").read_text().splitlines()) - 1  # what survives if the process dies now
+        seen.append((on_disk, payload["metrics"]["episodes"]))
+        return real_write(run_dir, payload, env_steps, keep)
+
+    monkeypatch.setattr(fastdqn.resume, "write_run_checkpoint", write_and_count)
+    fastdqn.train(counter_config(tmp_path, run_name="r", total_steps=600, log_every_steps=300, checkpoint_every_steps=45))
+    assert len(seen) >= 10 and all(on_disk == counted for on_disk, counted in seen), seen
