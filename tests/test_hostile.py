@@ -342,6 +342,7 @@ def test_numbers_that_make_no_sense_are_refused(out: Path, option: str, value: s
         ({"max_grad_norm": float("nan")}, "max_grad_norm=nan"),
         ({"stop_at_return": math.inf}, "stop_at_return=inf"),
         ({"extra": {"note": float("nan")}}, "extra holds a value config.json cannot store"),
+        ({"gamma": 10**400}, "is too large for a float"),
     ],
 )
 def test_library_config_refuses_wrong_types_and_non_finite_values(values: dict[str, Any], message: str) -> None:
@@ -526,6 +527,8 @@ def test_library_group_too_large_is_refused_with_the_numbers(tmp_path: Path, mon
         train_many([small_config(tmp_path, seed=s) for s in range(8)])
     with pytest.raises(ResourceError, match="the run needs an estimated"):
         train(small_config(tmp_path, buffer_capacity=100_000))
+    with pytest.raises(ResourceError, match=r"networks \+ Adam"):
+        train(small_config(tmp_path, hidden_dim=10**6))  # 10^12 weights: refused from their shapes, none allocated
     assert not any(tmp_path.iterdir())
 
 
