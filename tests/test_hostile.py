@@ -39,6 +39,7 @@ from fastdqn.runlock import LOCK_NAME, RunFolderBusy, acquire
 from fastdqn.train import TrainingInterrupted, train
 
 group_module = importlib.import_module("fastdqn.group")  # `fastdqn.group` could name a function one day, as `fastdqn.train` does
+train_module = importlib.import_module("fastdqn.train")  # `fastdqn.train` is the function
 
 runner = CliRunner()
 QUICK = ["--quiet", "--no-save-plot", "--device", "cpu", "--num-envs", "4", "--eval-every-steps", "0", "--stop-at-return", "none"]
@@ -548,6 +549,21 @@ def test_resume_of_a_folder_that_is_no_run_writes_no_lock_into_it(out: Path) -> 
     with pytest.raises(ConfigError):
         train(small_config(out), resume=out / "notes")
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("error", [MemoryError(), torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")])
+def test_running_out_of_memory_anyway_is_one_line_and_leaves_no_folder(
+    out: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def allocate(*args: Any, **kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(train_module, "make_collector", allocate)  # after the run folder is made
+    before = snapshot(out)
+    code, output = run_cli("train", "--out", str(out), "--run-name", "oom", *SMALL)
+    assert code == 2 and f"out of memory ({type(error).__name__})" in output, output
+    one_line(output)
+    assert snapshot(out) == before and not (out / "oom").exists()
 
 
 @pytest.mark.parametrize("n_step", [1, 3])
