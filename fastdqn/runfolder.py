@@ -259,9 +259,12 @@ def claim_run_folders(
                 converted = user_os_error(error, _resume_hint(claim))
                 if converted is not None:
                     raise converted from error
-            if isinstance(error, MemoryError):
-                raise FileSystemError(
-                    "out of memory while building or training the run; lower --buffer-capacity, --num-envs or the number of seeds"
+            if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":  # torch.cuda's is a RuntimeError
+                from fastdqn.resources import ResourceError
+
+                raise ResourceError(
+                    f"out of memory ({type(error).__name__}) while building or training the run, beyond fastdqn's estimate "
+                    f"(other processes may have taken memory since); lower --buffer-capacity, --num-envs or the number of seeds"
                     + _resume_hint(claim)
                 ) from error
             raise

@@ -39,6 +39,7 @@ from fastdqn.runlock import LOCK_NAME, RunFolderBusy, acquire
 from fastdqn.train import TrainingInterrupted, train
 
 group_module = importlib.import_module("fastdqn.group")  # `fastdqn.group` could name a function one day, as `fastdqn.train` does
+train_module = importlib.import_module("fastdqn.train")  # `fastdqn.train` is the function
 
 runner = CliRunner()
 QUICK = ["--quiet", "--no-save-plot", "--device", "cpu", "--num-envs", "4", "--eval-every-steps", "0", "--stop-at-return", "none"]
@@ -342,6 +343,7 @@ def test_numbers_that_make_no_sense_are_refused(out: Path, option: str, value: s
         ({"max_grad_norm": float("nan")}, "max_grad_norm=nan"),
         ({"stop_at_return": math.inf}, "stop_at_return=inf"),
         ({"extra": {"note": float("nan")}}, "extra holds a value config.json cannot store"),
+        ({"gamma": 10**400}, "is too large for a float"),
     ],
 )
 def test_library_config_refuses_wrong_types_and_non_finite_values(values: dict[str, Any], message: str) -> None:
@@ -526,6 +528,8 @@ def test_library_group_too_large_is_refused_with_the_numbers(tmp_path: Path, mon
         train_many([small_config(tmp_path, seed=s) for s in range(8)])
     with pytest.raises(ResourceError, match="the run needs an estimated"):
         train(small_config(tmp_path, buffer_capacity=100_000))
+    with pytest.raises(ResourceError, match=r"networks \+ Adam"):
+        train(small_config(tmp_path, hidden_dim=10**6))  # 10^12 weights: refused from their shapes, none allocated
     assert not any(tmp_path.iterdir())
 
 
@@ -545,6 +549,21 @@ def test_resume_of_a_folder_that_is_no_run_writes_no_lock_into_it(out: Path) -> 
     with pytest.raises(ConfigError):
         train(small_config(out), resume=out / "notes")
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("error", [MemoryError(), torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")])
+def test_running_out_of_memory_anyway_is_one_line_and_leaves_no_folder(
+    out: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def allocate(*args: Any, **kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(train_module, "make_collector", allocate)  # after the run folder is made
+    before = snapshot(out)
+    code, output = run_cli("train", "--out", str(out), "--run-name", "oom", *SMALL)
+    assert code == 2 and f"out of memory ({type(error).__name__})" in output, output
+    one_line(output)
+    assert snapshot(out) == before and not (out / "oom").exists()
 
 
 @pytest.mark.parametrize("n_step", [1, 3])
