@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fastdqn.config import ConfigError
+from fastdqn.config import ConfigError, FastDQNError
+from fastdqn.finite import require_finite_weights
 
 
 class CheckpointError(ConfigError):
@@ -24,7 +28,9 @@ def save_atomic(payload: dict[str, Any], path: Path) -> Path:
 
     A temporary file in the same folder is written and fsynced, then `os.replace`d over `path`
     (atomic on POSIX and Windows), so a crash or `kill -9` mid-write never leaves a torn checkpoint.
+    Weights that became NaN/inf are refused before anything is written (finite.py).
     """
+    require_finite_weights(payload, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -105,13 +111,71 @@ def write_run_checkpoint(run_dir: Path, payload: dict[str, Any], env_steps: int,
     return path
 
 
+def notice(text: str) -> None:
+    """One line on stderr for what a command did on its own (a repair), so a log of the run keeps it."""
+    print(f"fastdqn: {text}", file=sys.stderr, flush=True)
+
+
+def newest_intact_checkpoint(run_dir: Path, load: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """The payload of the newest checkpoint of a run that `load` accepts; nothing is changed on disk.
+
+    One that cannot be read (truncated by a full disk, damaged, incomplete) is passed over for the
+    next older one; when none is readable the newest one's reason is given. The payload's `file`
+    names the checkpoint, its `damaged` lists (file, reason) of those passed over, for
+    `apply_repairs` once every other file of the run has been checked too.
+    """
+    found = sorted((run_dir / "checkpoints").glob("step-*.pt")) if run_dir.is_dir() else []
+    if not found:
+        latest_run_checkpoint(run_dir)  # the one-line refusal for a missing folder or checkpoint
+    refused: list[CheckpointError] = []
+    for path in reversed(found):
+        try:
+            payload = load(path)
+        except CheckpointError as error:
+            refused.append(error)
+            continue
+        damaged = [(str(bad), str(reason)) for bad, reason in zip(reversed(found), refused, strict=False)]
+        return {**payload, "file": str(path), "damaged": damaged}
+    raise CheckpointError(f"--resume {run_dir}: no checkpoint there can be used ({len(found)} tried); newest: {refused[0]}")
+
+
+def apply_repairs(saved: dict[str, Any], folder: Path) -> None:
+    """The first changes a resume makes, once every file has passed its checks and the checkpoint is
+    back in place: the checkpoints passed over are renamed `damaged-step-*.pt` (kept for a look, never
+    loaded, pruned or written over again), the repairs are said in one line each, and what a killed
+    checkpoint write left (`.step-*.tmp`) is removed."""
+    for name, reason in saved.get("damaged", []):
+        path = Path(name)
+        kept = path.with_name(f"damaged-{path.name}")
+        path.rename(kept)
+        notice(f"{reason}; resuming from the older {Path(saved['file']).name} instead; the damaged file is kept as {kept}")
+    for note in saved.get("notes", []):
+        notice(note)
+    for stale in (folder / "checkpoints").glob(".step-*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+@contextmanager
+def restoring(path: str | Path) -> Iterator[None]:
+    """Put a checkpoint back; what a readable but damaged one raises on the way (a missing key, a
+    tensor of the wrong shape) becomes one line naming the file. No file is changed before this."""
+    try:
+        yield
+    except FastDQNError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        # torch's shape message spans lines (a heading, then the mismatch): joined into one
+        reason = f"missing {error}" if isinstance(error, KeyError) else " ".join(str(error).split()) or type(error).__name__
+        raise CheckpointError(
+            f"{path} does not fit this run ({reason[:300]}); nothing was changed; move it out of checkpoints/ to resume from the one before it"
+        ) from None
+
+
 def latest_run_checkpoint(run_dir: Path) -> Path:
-    """The newest resumable checkpoint of a run; stale temporaries from a killed write are removed."""
+    """The newest resumable checkpoint of a run (its name only: nothing is read or changed)."""
     folder = run_dir / "checkpoints"
     if not run_dir.is_dir():
         raise CheckpointError(f"--resume {run_dir}: no such run folder")
-    for stale in folder.glob(".step-*.tmp"):
-        stale.unlink(missing_ok=True)
     found = sorted(folder.glob("step-*.pt"))
     if not found:
         raise CheckpointError(f"--resume {run_dir}: the folder holds no checkpoint (checkpoints/step-*.pt); start a new run instead")

@@ -263,8 +263,9 @@ def _train(
             given = sorted(name for name, value in values.items() if value is not None and name != "total_steps")
             if given:
                 raise ConfigError(f"--resume continues a run with its saved config; only --total-steps may change (got {', '.join(given)})")
-            if not (resume / "config.json").exists():
-                raise ConfigError(f"--resume {resume}: no config.json there; is it a fastdqn run folder?")
+            from fastdqn.resume import read_run_config
+
+            read_run_config(resume)  # a damaged or hand-broken config.json: one line naming it
             cfg = build_config(preset_name, resume / "config.json", values)
         else:
             cfg = build_config(preset_name, config_file, values)

@@ -296,6 +296,8 @@ class Config:
                 if not isinstance(value, int | float) or isinstance(value, bool):
                     none = " or none" if kind == "float?" else ""
                     raise ConfigError(f"{name}={value!r} must be a number{none}, not {_kind_of(value)}; pass {_option(name)} X")
+                if isinstance(value, int) and not -(2**1023) < value < 2**1023:
+                    raise ConfigError(f"{name}={value} is too large for a float; pass {_option(name)} X with a finite X")
                 object.__setattr__(self, name, float(value))  # an int from JSON or TOML: one type in memory and in config.json
             if kind == "bool" and not isinstance(value, bool):
                 raise ConfigError(

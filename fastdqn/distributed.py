@@ -37,6 +37,7 @@ from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.config import Config, ConfigError
 from fastdqn.envs import EnvSpaces, make_envs
+from fastdqn.finite import NonFiniteEnvOutput
 from fastdqn.metrics import Metrics, _keep_rows
 from fastdqn.run_state import RunResult
 from fastdqn.schedules import epsilon_at
@@ -220,6 +221,9 @@ class ActorPool:
                 )
             self.retry_ping_at[actor] = time.perf_counter() + 0.2
             return
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, NonFiniteEnvOutput):  # the env's own values: a restart would meet them again
+            raise TrainingFailed(f"actor {actor}: {cause.at_step(self.run_env_steps)}")
         self.lost_chunks += 1
         if generation != self.generation[actor]:  # an older request of an actor already being restarted
             if not died:
@@ -290,8 +294,7 @@ class ActorLog:
     """`actors.csv`: per log interval, each actor's env steps/s, the learner's updates/s, its waiting share and the queue."""
 
     def __init__(self, run_dir: Path, actors: int, start_time: float, resume_at: int | None):
-        self.columns = ["env_steps", "wall_s", "updates_per_s", "learner_wait_frac", "queue_depth", "weights_lag", "lost_chunks"]
-        self.columns += ["actor_restarts"] + [f"actor{i}_sps" for i in range(actors)]
+        self.columns = list(self.columns_for(actors))
         path = run_dir / "actors.csv"
         if resume_at is not None:
             _keep_rows(path, tuple(self.columns), resume_at)
@@ -301,6 +304,11 @@ class ActorLog:
             self.writer.writeheader()
         self.start_time = start_time
         self.last: tuple[float, int, float, list[int], int, int] | None = None
+
+    @staticmethod
+    def columns_for(actors: int) -> tuple[str, ...]:
+        fixed = ("env_steps", "wall_s", "updates_per_s", "learner_wait_frac", "queue_depth", "weights_lag", "lost_chunks", "actor_restarts")
+        return (*fixed, *(f"actor{i}_sps" for i in range(actors)))
 
     def begin(self, updates: int, pool: ActorPool) -> None:
         """Count the first interval from here (a resumed run's actors bring their earlier env steps)."""

@@ -27,7 +27,9 @@ from fastdqn.device import resolve_device
 from fastdqn.envs import EnvStep, is_atari
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.evaluate import Evaluation
+from fastdqn.finite import NonFiniteEnvOutput
 from fastdqn.group_checkpoint import (
+    check_member_files,
     group_payload,
     load_group_checkpoint,
     restore_group,
@@ -163,6 +165,8 @@ def train_many(
     names = member_names(cfgs)
     cfgs = [c.replace(out_dir=str(group_dir), run_name=name) for c, name in zip(cfgs, names, strict=True)]
     run_dirs = [group_dir / name if resume is not None else make_run_dir(c, overwrite) for c, name in zip(cfgs, names, strict=True)]
+    if resume is not None and saved is not None:
+        check_member_files(saved, run_dirs)  # every member's files, before any of them is cut back
     results = [RunResult(members.agents[i], replay.member(i), [], run_dirs[i]) for i in range(k)]
     live = list(range(k))  # the members still training, in the order of the stacked tensors' slots
     status = ["running"] * k
@@ -215,12 +219,14 @@ def train_many(
                     stats = _update(cfgs, live, members, replay, learning, env_steps)
 
                 evaluations: list[Evaluation | None] = [None] * len(live)
+                diverged = np.zeros(len(live), dtype=bool)
                 if evaluator is not None and env_steps >= next_eval:
                     next_eval += cfg.eval_every_steps
                     evaluations = list(evaluator.run(members))
+                    diverged = ~_finite(members, stats)
                 stopping = env_steps >= total_steps[live]
                 for slot, i in enumerate(live):
-                    evaluation = evaluations[slot]
+                    evaluation = None if diverged[slot] else evaluations[slot]  # a diverged member never competes for best.pt
                     if evaluation is not None and record_eval(results[i], cfgs[i], evaluation, env_steps, start_time):
                         members.export(slot).save(results[i].run_dir / "best.pt")
                     stopping[slot] |= results[i].solved_at_step is not None
@@ -312,6 +318,8 @@ def _update(
 def _step(envs: MemberEnvs, actions: torch.Tensor, env_steps: int) -> EnvStep:
     try:
         return envs.step(actions)
+    except NonFiniteEnvOutput as error:
+        raise TrainingFailed(error.at_step(env_steps)) from None
     except Exception as error:
         raise TrainingFailed(f"the env raised during step at env step {env_steps}: {type(error).__name__}: {error}") from error
 

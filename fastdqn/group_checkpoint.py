@@ -20,12 +20,19 @@ from typing import Any
 import torch
 
 from fastdqn.buffer import ReplayBuffer
-from fastdqn.checkpoint import CheckpointError, latest_run_checkpoint, load_checkpoint, save_atomic
+from fastdqn.checkpoint import (
+    CheckpointError,
+    apply_repairs,
+    load_checkpoint,
+    newest_intact_checkpoint,
+    restoring,
+    save_atomic,
+)
 from fastdqn.config import Config, ConfigError
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.members import MemberAgents
-from fastdqn.metrics import Metrics
+from fastdqn.metrics import Metrics, check_run_csvs
 from fastdqn.nstep import MemberNStep
 from fastdqn.resume import restore_rng, rng_state
 from fastdqn.run_state import RunResult
@@ -42,12 +49,22 @@ def is_group(folder: Path) -> bool:
 
 
 def read_group_configs(group_dir: Path, total_steps: int | None = None) -> list[Config]:
-    """The members' configs as the group started them (`total_steps` extends every member)."""
+    """The members' configs as the group started them (`total_steps` extends every member); a damaged
+    group.json is refused in one line naming it."""
+    path = group_dir / "group.json"
     try:
-        saved = json.loads((group_dir / "group.json").read_text())
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"--resume {group_dir}: its group.json cannot be read ({error})") from None
-    cfgs = [Config.from_dict(values) for values in saved["members"]]
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        members = saved["members"] if isinstance(saved, dict) and saved.get("format") == FORMAT else None
+        if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
+            raise ValueError(f"no list of member configs under a {FORMAT!r} format")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError) as error:
+        raise ConfigError(f"--resume {group_dir}: its group.json cannot be read ({error}); put back the file") from None
+    cfgs = []
+    for index, values in enumerate(members):
+        try:
+            cfgs.append(Config.from_dict(values))
+        except (ValueError, TypeError) as error:  # ConfigError is a ValueError
+            raise ConfigError(f"--resume {group_dir}: {path}, member {index}: {str(error).strip()[:300]}; fix that value") from None
     return cfgs if total_steps is None else [c.replace(total_steps=total_steps) for c in cfgs]
 
 
@@ -58,18 +75,50 @@ def save_group_checkpoint(group_dir: Path, env_steps: int, keep: int, payload: d
     return path
 
 
-def load_group_checkpoint(group_dir: Path, total_steps: int) -> dict[str, Any]:
-    """The newest group checkpoint, refused in one line when it cannot be continued."""
-    path = latest_run_checkpoint(group_dir)
+GROUP_SECTIONS = ("members", "replay", "nstep", "envs", "obs", "live", "status", "counters", "trackers", "metrics", "results", "rng")
+
+
+def load_group_resumable(path: Path) -> dict[str, Any]:
+    """A group checkpoint, refused (CheckpointError) unless it is readable and holds every section a resume puts back."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
         raise CheckpointError(f"{path} is not a readable fastdqn group checkpoint: {str(error).strip().splitlines()[0]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a fastdqn group checkpoint")
+    missing = [name for name in (*GROUP_SECTIONS, "wall_seconds") if name not in payload]
+    counters = payload.get("counters")
+    if not isinstance(counters, list) or len(counters) != 5 or not all(isinstance(c, int) for c in counters):
+        missing.append("counters")
+    from fastdqn.resume import METRICS_KEYS
+
+    metrics = payload.get("metrics")
+    if not isinstance(metrics, list) or not all(isinstance(m, dict) and all(k in m for k in METRICS_KEYS) for m in metrics):
+        missing.append("metrics")  # put back after the members' CSV files are cut: checked before
+    if missing:
+        raise CheckpointError(f"{path} is incomplete (no {', '.join(dict.fromkeys(missing))})")
+    return payload
+
+
+def load_group_checkpoint(group_dir: Path, total_steps: int) -> dict[str, Any]:
+    """The newest intact group checkpoint (an unreadable newest one gives way to the next older, said in
+    one line once every file is checked), refused in one line when it cannot be continued. Its `file` names it."""
+    payload = newest_intact_checkpoint(group_dir, load_group_resumable)
     if payload["counters"][0] >= total_steps:
         raise ConfigError(f"{group_dir} already finished at {payload['counters'][0]:,} env steps; pass a larger --total-steps to extend it")
     return payload
+
+
+def check_member_files(saved: dict[str, Any], run_dirs: list[Path]) -> None:
+    """Check every member's config.json, metrics.csv and episodes.csv before a resume changes any file
+    of the group: one refused on its last member leaves the others' files as they were. The repairs
+    they need are noted in `saved` for `apply_repairs`."""
+    from fastdqn.resume import read_run_config
+
+    saved["notes"] = []
+    for run_dir in run_dirs:
+        read_run_config(run_dir)
+        saved["notes"] += check_run_csvs(run_dir, saved["counters"][0])
 
 
 def result_state(result: Any) -> dict[str, Any]:
@@ -110,6 +159,8 @@ def group_payload(
     results: list[RunResult],
 ) -> dict[str, Any]:
     """The whole group at this step: the stacks of the members still training, every member's results."""
+    for metric in metrics:
+        metric.flush()  # the rows up to this checkpoint outlive a crash right after it
     return {
         "members": members.state_dict(),
         "replay": replay.state_dict() if cfg.save_buffer else None,
@@ -140,6 +191,22 @@ def restore_group(
 
     Stopped members get their results and their `final.pt` weights; the stacks keep the live ones.
     """
+    with restoring(saved["file"]):  # a damaged checkpoint: one line naming it; no file is changed yet
+        restored = _restore_group(saved, cfgs, members, replay, nstep, envs, evaluator, results)
+    apply_repairs(saved, results[0].run_dir.parent)
+    return restored
+
+
+def _restore_group(
+    saved: dict[str, Any],
+    cfgs: list[Config],
+    members: MemberAgents,
+    replay: ReplayBuffer,
+    nstep: MemberNStep | None,
+    envs: MemberEnvs,
+    evaluator: MemberEvaluator | None,
+    results: list[RunResult],
+) -> tuple[list[int], list[str], list[int], torch.Tensor]:
     live, status, counters = list(saved["live"]), list(saved["status"]), list(saved["counters"])
     for i, state in enumerate(saved["results"]):
         restore_result(results[i], state)

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from fastdqn.agent import DQNAgent
-from fastdqn.checkpoint import write_run_checkpoint
+from fastdqn.checkpoint import apply_repairs, restoring, write_run_checkpoint
 from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.distributed import ActorLog, ActorPool, DistributedResult, _Metrics, _spaces, connect, extend_with_priorities, require_ray
 from fastdqn.evaluate import Evaluator
+from fastdqn.metrics import check_run_csvs
 from fastdqn.resume import load_for_resume, restore_results, restore_rng, results_state, rng_state
 from fastdqn.run_state import LoopState
 from fastdqn.runfolder import claims_run_folder
@@ -110,6 +111,8 @@ def train_distributed(
                 evaluation = None
                 if chunk is not None and evaluator is not None and state.env_steps >= state.next_eval:
                     state.next_eval = (state.env_steps // cfg.eval_every_steps + 1) * cfg.eval_every_steps
+                    # a diverged model is never evaluated, so it never competes for best.pt
+                    last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
                     evaluation = evaluator.run(agent, cfg.stop_at_return)
                     if record_eval(result, cfg, evaluation, state.env_steps, start_time):
                         agent.save(run_dir / "best.pt")
@@ -184,6 +187,7 @@ def _save(
         "metrics": metrics.state_dict(),
         "rng": rng_state(),
     }
+    metrics.flush()
     return write_run_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
 
 
@@ -191,15 +195,19 @@ def _load(cfg: Config, run_dir: Path) -> dict[str, Any]:
     saved = load_for_resume(cfg, run_dir)
     if "actors" not in saved["loop"]:
         raise ConfigError(f"cannot resume {run_dir} with --actors: it is a single-process run; resume it without --actors")
+    saved["notes"] += check_run_csvs(run_dir, saved["loop"]["counters"][0], {"actors.csv": ActorLog.columns_for(cfg.actors)})
     return saved
 
 
 def _restore(saved: dict[str, Any], state: LoopState, result: DistributedResult) -> tuple[float, float]:
     """Put a checkpoint back; returns the start time that continues wall time, and the updates still owed."""
-    result.agent.load_state_dict(saved["agent"])
-    if saved["buffer"] is not None:
-        result.buffer.load_state_dict(saved["buffer"])
-    loop = saved["loop"]
-    state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
-    restore_rng(saved["rng"])
-    return restore_results(result, saved["run"]), float(loop["rounds_owed"])
+    with restoring(saved["file"]):  # a damaged checkpoint: one line naming it
+        result.agent.load_state_dict(saved["agent"])
+        if saved["buffer"] is not None:
+            result.buffer.load_state_dict(saved["buffer"])
+        loop = saved["loop"]
+        state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
+        restore_rng(saved["rng"])
+        start_time, rounds_owed = restore_results(result, saved["run"]), float(loop["rounds_owed"])
+    apply_repairs(saved, result.run_dir)
+    return start_time, rounds_owed

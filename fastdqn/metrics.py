@@ -153,6 +153,12 @@ class Metrics:
             self.progress.refresh()
         return row
 
+    def flush(self) -> None:
+        """Hand every row written so far to the OS: a checkpoint's rows must outlive a crash right after it."""
+        for file in (self._metrics_file, self._episodes_file):
+            if not file.closed:  # a stopped group member's files are closed already
+                file.flush()
+
     def state_dict(self) -> dict[str, Any]:
         return {"episodes": self.episodes, "recent_returns": list(self.recent_returns), "recent_lengths": list(self.recent_lengths)}
 
@@ -171,12 +177,73 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def _keep_rows(path: Path, columns: tuple[str, ...], up_to_step: int) -> list[dict[str, str]]:
-    """Rewrite `path` keeping the rows with env_steps <= up_to_step; returns them."""
+RUN_CSVS = {"metrics.csv": COLUMNS, "episodes.csv": EPISODE_COLUMNS}
+"""The CSV files every run folder holds, with their columns."""
+
+
+def read_rows(path: Path, columns: tuple[str, ...], up_to_step: int) -> tuple[list[dict[str, str]], str]:
+    """The rows of a fastdqn CSV file up to env step `up_to_step`, each checked; a damaged one is refused
+    in one line (ConfigError).
+
+    Rows are appended in step order, so the first row past `up_to_step` and everything after it were
+    written after the checkpoint being resumed: they are dropped unread, whatever they hold.
+
+    Returns:
+        (rows, torn): `torn` is a last line without its line end (a write cut off by a crash or a
+        full disk) among the rows kept, left out so that it is never written back; "" when none.
+    """
+    from fastdqn.config import ConfigError
+
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing; a run folder needs it to be resumed (put it back, or start a new run)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} cannot be read ({error}); put back a good copy, or start a new run") from None
+    body, _, torn = text.rpartition("\n")
+    lines = [line.removesuffix("\r") for line in body.split("\n")] if body or text.endswith("\n") else []
+    header = tuple(next(csv.reader(lines[:1]), []))
+    if not header or columns[: len(header)] != header:  # columns are only ever appended: an older run's file is a prefix
+        raise ConfigError(f"{path} does not start with fastdqn's header ({','.join(columns)}); put back a good copy, or start a new run")
     rows: list[dict[str, str]] = []
-    if path.exists():
-        with path.open(newline="") as f:
-            rows = [row for row in csv.DictReader(f) if int(row["env_steps"]) <= up_to_step]
+    for number, fields in enumerate(csv.reader(lines[1:]), start=2):
+        if fields and fields[0].isdigit() and int(fields[0]) > up_to_step:
+            return rows, ""  # this row and every later one (the torn one too) postdate the checkpoint
+        problem = _row_problem(fields, header)
+        if problem:
+            raise ConfigError(f"{path} line {number} is damaged ({problem}); repair or delete that line, then resume again")
+        rows.append({name: "" for name in columns} | dict(zip(header, fields, strict=True)))
+    return rows, torn
+
+
+def _row_problem(fields: list[str], columns: tuple[str, ...]) -> str:
+    if len(fields) != len(columns):
+        return f"{len(fields)} fields, {len(columns)} expected"
+    for name, text in zip(columns, fields, strict=True):
+        try:
+            if name in ("env_steps", "updates", "episodes", "length"):
+                int(text)
+            elif text != "":
+                float(text)
+        except ValueError:
+            return f"{name}={text!r} is not a number"
+    return ""
+
+
+def check_run_csvs(run_dir: Path, up_to_step: int, files: dict[str, tuple[str, ...]] = RUN_CSVS) -> list[str]:
+    """Check a run folder's CSV `files` before a resume cuts them back to `up_to_step`; returns a note per torn last line."""
+    notes = []
+    for name, columns in files.items():
+        _, torn = read_rows(run_dir / name, columns, up_to_step)
+        if torn:
+            notes.append(f"{run_dir / name}: its last line was cut off mid-write ({torn[:40]!r}); it is dropped")
+    return notes
+
+
+def _keep_rows(path: Path, columns: tuple[str, ...], up_to_step: int) -> list[dict[str, str]]:
+    """Rewrite `path` keeping the rows with env_steps <= up_to_step (never a torn last line); returns them."""
+    rows = read_rows(path, columns, up_to_step)[0] if path.exists() else []
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)

@@ -18,12 +18,19 @@ import torch
 
 from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
-from fastdqn.checkpoint import latest_run_checkpoint, load_checkpoint, write_run_checkpoint
+from fastdqn.checkpoint import (
+    CheckpointError,
+    apply_repairs,
+    load_checkpoint,
+    newest_intact_checkpoint,
+    restoring,
+    write_run_checkpoint,
+)
 from fastdqn.collect import Collector
 from fastdqn.config import Config, ConfigError
 from fastdqn.envs import DeviceVectorEnv
 from fastdqn.episodes import EpisodeTracker
-from fastdqn.metrics import Metrics
+from fastdqn.metrics import Metrics, check_run_csvs
 from fastdqn.nstep import NStepWriter
 from fastdqn.run_state import LoopState, RunResult
 
@@ -57,14 +64,62 @@ def save_run_checkpoint(
         "metrics": metrics.state_dict(),
         "rng": rng_state(),
     }
+    metrics.flush()
     return write_run_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
 
 
-def load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
-    """The newest checkpoint of `run_dir`, refused with the reason when `cfg` cannot continue it."""
-    payload = load_checkpoint(latest_run_checkpoint(run_dir))
+RUN_SECTIONS = ("agent", "buffer", "nstep", "env", "loop", "run", "metrics", "rng")
+METRICS_KEYS = ("episodes", "recent_returns", "recent_lengths")
+"""What `Metrics` takes back; checked here because it is put back after metrics.csv is cut."""
+AGENT_KEYS = ("config", "spaces", "signature", "q_network", "target_network", "optimizer", "updates", "generator")
+
+
+def read_run_config(run_dir: Path) -> Config:
+    """A run folder's config.json through Config's checks; a damaged or hand-broken one is refused in one line naming it."""
+    path = run_dir / "config.json"
+    try:
+        return Config.load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"--resume {run_dir}: no config.json there; is it a fastdqn run folder?") from None
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:  # JSONDecodeError and ConfigError are ValueErrors
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(
+            f"--resume {run_dir}: {path} is not a valid fastdqn config ({reason}); fix that value or put back the file"
+        ) from None
+
+
+def load_resumable(path: Path) -> dict[str, Any]:
+    """A run checkpoint, refused (CheckpointError) unless it is readable and holds every section a resume puts back."""
+    payload = load_checkpoint(path)
     if "loop" not in payload:
-        raise ConfigError(f"{run_dir}: its checkpoint holds weights only, not a resumable run")
+        raise CheckpointError(f"{path} holds weights only, not a resumable run")
+    missing = [name for name in RUN_SECTIONS if name not in payload]
+    missing += [f"agent.{name}" for name in AGENT_KEYS if name not in payload["agent"]]
+    metrics = payload.get("metrics")
+    missing += [f"metrics.{name}" for name in METRICS_KEYS if not isinstance(metrics, dict) or name not in metrics]
+    counters = payload["loop"].get("counters") if isinstance(payload["loop"], dict) else None
+    if not isinstance(counters, list) or len(counters) != 5 or not all(isinstance(c, int) for c in counters):
+        missing.append("loop.counters")
+    if missing:
+        raise CheckpointError(f"{path} is incomplete (no {', '.join(missing)})")
+    try:
+        Config.from_dict(payload["agent"]["config"])
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path} holds a config fastdqn cannot read ({str(error).strip()[:200]})") from None
+    return payload
+
+
+def load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
+    """The newest intact checkpoint of `run_dir`, refused with the reason when `cfg` cannot continue it.
+
+    Every file of the run is checked before any is changed: config.json, the checkpoints (an
+    unreadable newest one gives way to the next older one, said in one line), metrics.csv and
+    episodes.csv (a torn last line is noted here and dropped when the run reopens them). The
+    payload's `file` names the checkpoint it came from; the repairs (`damaged`, `notes`) are made
+    by `apply_repairs` once the checkpoint is back in place.
+    """
+    read_run_config(run_dir)
+    payload = newest_intact_checkpoint(run_dir, load_resumable)
     saved_cfg = Config.from_dict(payload["agent"]["config"])
     mismatched = [
         name
@@ -78,7 +133,7 @@ def load_for_resume(cfg: Config, run_dir: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{run_dir} already finished at {payload['loop']['counters'][0]:,} env steps; pass a larger --total-steps to extend it"
         )
-    return payload
+    return {**payload, "notes": check_run_csvs(run_dir, payload["loop"]["counters"][0])}
 
 
 def restore_run(
@@ -91,6 +146,21 @@ def restore_run(
     episodes: EpisodeTracker,
 ) -> float:
     """Put a checkpoint back into the loop's objects; returns the start time that continues wall time."""
+    with restoring(saved.get("file", "the checkpoint")):
+        start_time = _restore_run(saved, state, result, envs, collector, nstep, episodes)
+    apply_repairs(saved, result.run_dir)
+    return start_time
+
+
+def _restore_run(
+    saved: dict[str, Any],
+    state: LoopState,
+    result: RunResult,
+    envs: DeviceVectorEnv,
+    collector: Collector,
+    nstep: NStepWriter | None,
+    episodes: EpisodeTracker,
+) -> float:
     result.agent.load_state_dict(saved["agent"])
     if saved["buffer"] is not None:
         result.buffer.load_state_dict(saved["buffer"])

@@ -2,9 +2,9 @@
 
 A run name is one folder name inside `--out`, never a path, so no name reaches outside it and
 `--overwrite` can only replace a folder that holds a fastdqn run (its `config.json`, or `group.json`
-for a group). A lock file in the folder names the process that writes it: a second train, resume
-or overwrite of the same folder is refused while that process lives, and a lock left by a process
-that died (kill -9, a power cut) is taken over.
+for a group). A lock file in the folder (runlock.py) names the process that writes it: a second
+train, resume or overwrite of the same folder is refused while that process lives, and a lock left
+by a process that died (kill -9, a power cut) is taken over.
 
 The training entries (`train.train`, `group.train_many`, `learner.train_distributed`) run inside
 `claims_run_folder`, which checks everything and takes the lock before anything is built or
@@ -18,34 +18,23 @@ import contextlib
 import errno
 import functools
 import inspect
-import json
 import os
-import secrets
 import shutil
-import socket
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from fastdqn.config import Config, ConfigError, FastDQNError
+from fastdqn.runlock import LOCK_NAME, RunLock, acquire, alive, busy, read_lock
 
-LOCK_NAME = "fastdqn.lock"
-"""The lock file inside a run or group folder, present while a process writes the folder."""
 RUN_MARKERS = ("config.json", "group.json")
 """A folder holding one of these is a fastdqn run (or group) that `--overwrite` may replace."""
 CONFIG_ONLY = {*RUN_MARKERS, LOCK_NAME}
 """Files that mean nothing was trained yet: a folder holding only these is removed when its run fails."""
 DEFAULT_NAME_MAX = 255
-
-
-class RunFolderBusy(FastDQNError):
-    """Another live process holds the run folder's lock."""
-
-    exit_code = 3
 
 
 class FileSystemError(FastDQNError):
@@ -62,6 +51,8 @@ USER_ERRNOS = {
     errno.EPERM: "the operation is not permitted; pass --out a folder you own",
     errno.ENAMETOOLONG: "a path is too long for the file system; shorten --out or --run-name",
     errno.EMFILE: "too many open files; raise the limit (ulimit -n) or lower --num-envs",
+    errno.ENOTDIR: "a file stands where the path needs a folder; pass --out a folder",
+    errno.EEXIST: "a file stands where the path needs a folder; pass --out a folder",
 }
 """The errno values a user causes (and can fix), with the fix; other OSErrors are bugs and keep their traceback."""
 
@@ -77,7 +68,7 @@ def name_max(folder: str | Path) -> int:
         return DEFAULT_NAME_MAX  # no pathconf (Windows) or no answer: the common limit
 
 
-def check_run_name(name: str, out_dir: str | Path, what: str = "run_name") -> None:
+def check_run_name(name: str, out_dir: str | Path, what: str = "run_name", limit: int | None = None) -> None:
     """Refuse, in one line with the fix, a run name that is not one plain folder name inside `out_dir`."""
     option = "--run-name" if what == "run_name" else "the varied options"
     if name == "":
@@ -93,133 +84,11 @@ def check_run_name(name: str, out_dir: str | Path, what: str = "run_name") -> No
             f"{what}={name!r} is a path, not one folder name; put the folders in --out and the last name in {option} "
             f"(e.g. --out runs/cartpole --run-name my-run)"
         )
-    length, limit = len(os.fsencode(name)), name_max(out_dir)
+    length, limit = len(os.fsencode(name)), name_max(out_dir) if limit is None else limit
     if length > limit:
         raise ConfigError(
             f"{what} is {length} bytes long, more than the {limit} the file system takes for one name; pass a shorter {option}"
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# the lock
-
-
-def _process_start(pid: int) -> str | None:
-    """When `pid` started, in clock ticks since boot (Linux), so that a reused pid is not taken for the holder."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rpartition(")")[2].split()[19]  # field 22 of stat; the name in parentheses may hold spaces
-
-
-def _alive(holder: dict[str, Any]) -> bool:
-    """True unless the holder is known to be gone: a pid on this host that no longer runs (or runs another program)."""
-    if holder.get("host") != socket.gethostname():
-        return True  # another machine's process cannot be asked; only a person can say it is gone
-    pid = holder.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it runs, under another user
-    started = holder.get("pid_started")
-    now = _process_start(pid)
-    return started is None or now is None or started == now
-
-
-def _read_lock(path: Path) -> dict[str, Any] | None:
-    try:
-        holder = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return holder if isinstance(holder, dict) else None
-
-
-@dataclass
-class RunLock:
-    """A held lock: `release()` removes the file if it is still this holder's."""
-
-    path: Path
-    token: str
-
-    def release(self) -> None:
-        holder = _read_lock(self.path)
-        if holder is not None and holder.get("token") == self.token:
-            self.path.unlink(missing_ok=True)
-
-
-def _busy(folder: Path, path: Path, holder: dict[str, Any] | None) -> RunFolderBusy:
-    if holder is None:
-        return RunFolderBusy(f"{folder} is being locked by another process right now ({path} is not written yet); try again in a moment")
-    pid, host, since = holder.get("pid"), holder.get("host"), holder.get("started", "?")
-    where = "" if host == socket.gethostname() else f" on host {host}"
-    stop = f"stop it (kill {pid})" if not where else f"if that process is gone, delete {path}"
-    return RunFolderBusy(f"{folder} is in use by process {pid}{where} (since {since}); wait for it to end or {stop}, then try again")
-
-
-@contextlib.contextmanager
-def _serialized(path: Path) -> Iterator[None]:
-    """Hold an advisory lock on the lock file while its holder is judged and replaced (POSIX; elsewhere a no-op)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the flock
-
-
-def acquire(folder: Path) -> RunLock:
-    """Take `folder`'s lock: created atomically (O_CREAT | O_EXCL), or taken over from a holder that died.
-
-    Raises RunFolderBusy naming the holder's pid when a live process holds it.
-    """
-    path = folder / LOCK_NAME
-    token = secrets.token_hex(8)
-    mine = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "pid_started": _process_start(os.getpid()),
-        "token": token,
-    }
-    text = json.dumps(mine)
-    for _ in range(5):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as lock_file:
-                lock_file.write(text)
-            return RunLock(path, token)
-        try:
-            with _serialized(path):  # two processes taking over one stale lock: one at a time
-                holder = _read_lock(path)
-                if holder is None and time.time() - path.stat().st_mtime < 10:
-                    raise _busy(folder, path, None)  # just created, its content on the way
-                if holder is not None and _alive(holder):
-                    raise _busy(folder, path, holder)
-                # the holder died: the lock becomes this process's, in place, so no one else can slip in
-                with open(path, "r+") as lock_file:
-                    lock_file.truncate(0)
-                    lock_file.write(text)
-                return RunLock(path, token)
-        except FileNotFoundError:
-            continue  # released meanwhile: create it anew
-    raise _busy(folder, path, _read_lock(path))
-
-
-# ---------------------------------------------------------------------------------------------
-# making and replacing run folders
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -255,6 +124,11 @@ def _check_target(folder: Path, out_dir: Path, overwrite: bool) -> bool:
     if not folder.is_dir():
         raise ConfigError(f"{folder} is a file, not a run folder; pick another --run-name")
     if _contents(folder):
+        holder = read_lock(folder / LOCK_NAME)
+        claim = _CLAIM.get()
+        mine = claim is not None and folder.absolute() in claim.locks
+        if holder is not None and not mine and alive(holder):
+            raise busy(folder, folder / LOCK_NAME, holder)  # say who writes it, whatever was asked
         if not overwrite:
             raise ConfigError(
                 f"{folder} already holds a run; continue it with --resume {folder}, replace it with --overwrite, or pick another --run-name"
@@ -332,10 +206,6 @@ def make_run_folder(cfg: Config, kind: str, overwrite: bool = False) -> Path:
     return folder
 
 
-# ---------------------------------------------------------------------------------------------
-# the training entries' wrapper
-
-
 def _resume_hint(claim: _Claim) -> str:
     for folder in claim.folders():
         if any((folder / "checkpoints").glob("step-*.pt")):
@@ -365,18 +235,18 @@ def claim_run_folders(
     from fastdqn.resources import check_memory
 
     if cfgs:
+        check_memory(cfgs)  # first: a group too large to fit is refused before its K names are even made
         first = cfgs[0]
         if member_names is not None:
-            inside = Path(first.out_dir) / (first.run_name or "x")
+            limit = name_max(Path(first.out_dir))
             for name in member_names(cfgs):
-                check_run_name(name, inside, what=f"member folder name {name!r}")
-        check_memory(cfgs)
+                check_run_name(name, first.out_dir, what=f"member folder name {name!r}", limit=limit)
     claim = _Claim(resume=None if resume is None else Path(resume))
     token = _CLAIM.set(claim)
     try:
         try:
             if resume is not None:
-                if Path(resume).is_dir():
+                if is_run_folder(Path(resume)):  # anything else is refused by the resume itself, with no lock written into it
                     claim.lock(Path(resume))
             elif cfgs and cfgs[0].run_name is not None:
                 folder = Path(cfgs[0].out_dir) / cfgs[0].run_name
@@ -389,9 +259,12 @@ def claim_run_folders(
                 converted = user_os_error(error, _resume_hint(claim))
                 if converted is not None:
                     raise converted from error
-            if isinstance(error, MemoryError):
-                raise FileSystemError(
-                    "out of memory while building or training the run; lower --buffer-capacity, --num-envs or the number of seeds"
+            if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":  # torch.cuda's is a RuntimeError
+                from fastdqn.resources import ResourceError
+
+                raise ResourceError(
+                    f"out of memory ({type(error).__name__}) while building or training the run, beyond fastdqn's estimate "
+                    f"(other processes may have taken memory since); lower --buffer-capacity, --num-envs or the number of seeds"
                     + _resume_hint(claim)
                 ) from error
             raise

@@ -17,6 +17,7 @@ from fastdqn.device import resolve_device
 from fastdqn.envs import EnvSpaces, EnvStep, make_envs
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.evaluate import Evaluation, Evaluator
+from fastdqn.finite import NonFiniteEnvOutput
 from fastdqn.frames import frame_replay_buffer, wants_frame_storage
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import NStepWriter
@@ -131,6 +132,8 @@ def train(
                 evaluation = None
                 if evaluator is not None and state.env_steps >= state.next_eval:
                     state.next_eval += cfg.eval_every_steps
+                    # a diverged model is never evaluated, so it never competes for best.pt
+                    last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
                     evaluation = evaluator.run(agent, cfg.stop_at_return)  # stops early once it cannot pass
                     if record_eval(result, cfg, evaluation, state.env_steps, start_time):
                         agent.save(run_dir / "best.pt")
@@ -188,6 +191,8 @@ def _update(cfg: Config, agent: DQNAgent, buffer: ReplayBuffer, env_steps: int) 
 def _collect(collector: Collector, epsilon: float, env_steps: int) -> EnvStep:
     try:
         return collector.step(epsilon)
+    except NonFiniteEnvOutput as error:
+        raise TrainingFailed(error.at_step(env_steps)) from None
     except Exception as error:
         raise TrainingFailed(
             f"the env raised during step at env step {env_steps}: {type(error).__name__}: {error}; checkpoints written before it are kept"

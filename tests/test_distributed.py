@@ -275,6 +275,18 @@ def test_env_that_always_raises_stops_the_run_with_one_line_and_keeps_what_was_w
 
 
 @pytest.mark.ray
+def test_env_producing_nan_in_an_actor_stops_the_run_at_once_naming_the_env(tmp_path: Path, ray_runtime: Any) -> None:
+    from fastdqn.learner import train_distributed
+
+    cfg = small(tmp_path, env_id="nonfinite_envs:NaNReward-v0", actors=1, chunk_steps=24, learning_starts=48, checkpoint_every_steps=48)
+    with pytest.raises(TrainingFailed, match=r"actor 0: the env produced NaN/inf rewards at env step [\d,]+ \(env \d") as failed:
+        train_distributed(cfg)
+    assert "learning-rate" not in str(failed.value) and "failed 3 times" not in str(failed.value)  # no restarts: the env is at fault
+    for path in (tmp_path / "run").rglob("*.pt"):
+        assert all(torch.isfinite(t).all() for t in load_checkpoint(path)["agent"]["q_network"].values())
+
+
+@pytest.mark.ray
 def test_interrupted_distributed_run_resumes_from_its_checkpoint_with_fresh_actors(tmp_path: Path, ray_runtime: Any) -> None:
     from fastdqn.learner import train_distributed
 

@@ -8,6 +8,7 @@ byte for byte before and after, unless the case is meant to change them.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import importlib
@@ -15,9 +16,11 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +35,11 @@ from fastdqn.cli import app
 from fastdqn.config import Config, ConfigError
 from fastdqn.group import train_many
 from fastdqn.resources import ResourceError, estimate
-from fastdqn.runfolder import LOCK_NAME, RunFolderBusy, acquire
+from fastdqn.runlock import LOCK_NAME, RunFolderBusy, acquire
 from fastdqn.train import TrainingInterrupted, train
 
 group_module = importlib.import_module("fastdqn.group")  # `fastdqn.group` could name a function one day, as `fastdqn.train` does
+train_module = importlib.import_module("fastdqn.train")  # `fastdqn.train` is the function
 
 runner = CliRunner()
 QUICK = ["--quiet", "--no-save-plot", "--device", "cpu", "--num-envs", "4", "--eval-every-steps", "0", "--stop-at-return", "none"]
@@ -178,7 +182,7 @@ def test_a_failed_start_empties_a_folder_the_user_made_but_keeps_it(out: Path) -
 
 def _hold_lock(folder: Path) -> subprocess.Popen[str]:
     """A second process that takes `folder`'s lock and waits."""
-    code = "import sys; from pathlib import Path; from fastdqn.runfolder import acquire; acquire(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()"
+    code = "import sys; from pathlib import Path; from fastdqn.runlock import acquire; acquire(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()"
     holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     return holder
@@ -207,6 +211,49 @@ def test_second_process_on_a_folder_is_refused_naming_the_holder(out: Path, name
         holder.wait()
 
 
+def test_a_new_run_into_a_folder_being_written_names_the_writer(out: Path) -> None:
+    lock = acquire(out / "r")
+    before = snapshot(out)
+    code, output = run_cli("train", "--out", str(out), "--run-name", "r", *SMALL)
+    assert code == 3 and f"is in use by process {os.getpid()}" in output, output
+    one_line(output)
+    assert snapshot(out) == before
+    lock.release()
+
+
+def test_ray_learner_entry_takes_the_lock_before_anything_starts(out: Path) -> None:
+    from fastdqn.learner import train_distributed
+
+    lock = acquire(out / "r")
+    before = snapshot(out)
+    with pytest.raises(RunFolderBusy, match=f"process {os.getpid()}"):
+        train_distributed(small_config(out, run_name="r", actors=1), overwrite=True)
+    assert snapshot(out) == before
+    lock.release()
+
+
+def test_a_training_process_refuses_a_second_one_and_releases_its_lock_on_sigterm(tmp_path: Path) -> None:
+    command = [sys.executable, str(Path(__file__).parents[1] / "cli.py"), "train", "--out", str(tmp_path), "--run-name", "live", *QUICK]
+    command += ["--total-steps", "10000000", "--checkpoint-every-steps", "400"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "live"
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run_dir / "checkpoints").glob("step-*.pt")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        for args in (["--resume", str(run_dir)], ["--out", str(tmp_path), "--run-name", "live", "--overwrite", *SMALL]):
+            code, output = run_cli("train", *args)
+            assert code == 3 and f"is in use by process {process.pid}" in output, output
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143 and f"--resume{run_dir}" in "".join(stderr.split()), stderr
+    assert not (run_dir / LOCK_NAME).exists()
+
+
 def test_library_resume_refused_while_this_process_holds_the_lock(out: Path) -> None:
     lock = acquire(out / "r")
     before = snapshot(out)
@@ -227,6 +274,23 @@ def test_stale_lock_of_a_dead_process_is_taken_over_and_released(out: Path) -> N
     assert code == 0, output
     assert not (out / "r" / LOCK_NAME).exists()
     assert Config.load(out / "r" / "config.json").total_steps == 400  # the saved config is the run's, as resume left it
+
+
+def test_lock_of_another_host_is_refused_and_a_torn_old_one_taken_over(out: Path) -> None:
+    path = out / "r" / LOCK_NAME
+    path.write_text(json.dumps({"pid": 1, "host": "other-host", "started": "2026-01-01T00:00:00+00:00"}))
+    before = snapshot(out)
+    code, output = run_cli("train", "--resume", str(out / "r"))
+    assert code == 3 and "process 1 on host other-host" in output and f"if that process is gone, delete {path}" in output, output
+    assert snapshot(out) == before
+    path.write_text('{"pid": 12')  # torn by a crash while it was written
+    with pytest.raises(RunFolderBusy, match="is being locked by another process right now"):
+        acquire(out / "r")  # a fresh torn file may be a lock being written
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    lock = acquire(out / "r")  # an old torn file is no one's
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    lock.release()
+    assert not path.exists()
 
 
 def test_lock_is_released_on_normal_end_failure_and_interrupt(out: Path) -> None:
@@ -279,11 +343,30 @@ def test_numbers_that_make_no_sense_are_refused(out: Path, option: str, value: s
         ({"max_grad_norm": float("nan")}, "max_grad_norm=nan"),
         ({"stop_at_return": math.inf}, "stop_at_return=inf"),
         ({"extra": {"note": float("nan")}}, "extra holds a value config.json cannot store"),
+        ({"gamma": 10**400}, "is too large for a float"),
     ],
 )
 def test_library_config_refuses_wrong_types_and_non_finite_values(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[").replace("*", r"\*")):
         Config(**values)
+
+
+FLOAT_FIELDS = [f.name for f in dataclasses.fields(Config) if str(f.type) in ("float", "float | None")]
+INT_FIELDS = [f.name for f in dataclasses.fields(Config) if str(f.type) == "int"]
+
+
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+def test_every_float_field_refuses_nan_inf_and_text(name: str) -> None:
+    for value in (float("nan"), math.inf, -math.inf, "0.5", True):
+        with pytest.raises(ConfigError, match=f"^{name}="):
+            Config(**{name: value})
+
+
+@pytest.mark.parametrize("name", INT_FIELDS)
+def test_every_int_field_refuses_bools_floats_text_and_negatives(name: str) -> None:
+    for value in (True, 4.0, "4", -1, None):
+        with pytest.raises(ConfigError, match=f"^{name}="):
+            Config(**{name: value})
 
 
 def test_hand_edited_config_json_with_a_string_is_one_line_and_left_as_is(out: Path) -> None:
@@ -361,6 +444,15 @@ def test_path_too_long_for_the_file_system_is_one_line(tmp_path: Path) -> None:
     one_line(output)
 
 
+@pytest.mark.parametrize(("where", "text"), [("not-a-run", "(ENOTDIR)"), ("not-a-run/below", "(ENOTDIR)")])
+def test_out_folder_that_is_a_file_is_one_line(out: Path, where: str, text: str) -> None:
+    before = snapshot(out)
+    code, output = run_cli("train", "--out", str(out / where), "--run-name", "r", *SMALL)
+    assert code == 74 and text in output and "pass --out a folder" in output, output
+    one_line(output)
+    assert snapshot(out) == before
+
+
 def test_plot_into_a_read_only_place_is_one_line(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import matplotlib.figure
 
@@ -436,7 +528,42 @@ def test_library_group_too_large_is_refused_with_the_numbers(tmp_path: Path, mon
         train_many([small_config(tmp_path, seed=s) for s in range(8)])
     with pytest.raises(ResourceError, match="the run needs an estimated"):
         train(small_config(tmp_path, buffer_capacity=100_000))
+    with pytest.raises(ResourceError, match=r"networks \+ Adam"):
+        train(small_config(tmp_path, hidden_dim=10**6))  # 10^12 weights: refused from their shapes, none allocated
     assert not any(tmp_path.iterdir())
+
+
+def test_cuda_runs_are_held_to_the_free_device_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fastdqn.device
+
+    monkeypatch.setattr(fastdqn.device, "resolve_device", lambda name: torch.device("cuda"))
+    free = {"cuda": 2**20, "cpu": 64 * 2**30}
+    monkeypatch.setattr(fastdqn.resources, "available_bytes", lambda device: (free[device.type], f"free on {device.type}"))
+    with pytest.raises(ResourceError, match=r"the run needs an estimated 0.\d\d GiB on cuda .* but 0.00 GiB is free \(free on cuda\)"):
+        fastdqn.resources.check_memory([small_config(tmp_path, buffer_capacity=100_000)])
+    fastdqn.resources.check_memory([small_config(tmp_path, buffer_capacity=1_000)])  # 1,000 rows fit in 1 MiB
+
+
+def test_resume_of_a_folder_that_is_no_run_writes_no_lock_into_it(out: Path) -> None:
+    before = snapshot(out)
+    with pytest.raises(ConfigError):
+        train(small_config(out), resume=out / "notes")
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("error", [MemoryError(), torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")])
+def test_running_out_of_memory_anyway_is_one_line_and_leaves_no_folder(
+    out: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def allocate(*args: Any, **kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(train_module, "make_collector", allocate)  # after the run folder is made
+    before = snapshot(out)
+    code, output = run_cli("train", "--out", str(out), "--run-name", "oom", *SMALL)
+    assert code == 2 and f"out of memory ({type(error).__name__})" in output, output
+    one_line(output)
+    assert snapshot(out) == before and not (out / "oom").exists()
 
 
 @pytest.mark.parametrize("n_step", [1, 3])

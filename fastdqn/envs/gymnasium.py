@@ -21,6 +21,7 @@ from torch import Tensor
 from fastdqn.device import HostToDevice
 from fastdqn.envs.base import EnvStep
 from fastdqn.envs.spaces import MAX_STEP_REWARD, EnvError, EnvSpaces, check_spaces, find_spec, first_line, is_atari
+from fastdqn.finite import check_env_arrays
 
 
 def resolve_vectorization_mode(spec: EnvSpec, mode: str) -> str:
@@ -169,6 +170,7 @@ class GymnasiumEnv:
             obs, _ = self.envs.reset(seed=seed)
         except Exception as error:  # the env's own code: one line naming it, before the run has anything to lose
             raise EnvError(f"{self.env_id}: reset raised {type(error).__name__}: {first_line(error)}; fix the env's reset") from None
+        check_env_arrays(obs)
         self.prev_done = np.zeros(self.num_envs, dtype=bool)
         return self.to_device("obs", obs)
 
@@ -176,8 +178,10 @@ class GymnasiumEnv:
         next_obs, rewards, terminated, truncated, _ = self.envs.step(actions.cpu().numpy())  # the per-step sync a host env needs
         valid = None if not self.prev_done.any() else ~self.prev_done  # NEXT_STEP: this step reset those envs
         self.prev_done = terminated | truncated
+        rewards = np.asarray(rewards, dtype=np.float32)  # checked as stored: a finite float64 beyond float32 is inf here
+        check_env_arrays(next_obs, rewards)  # NaN/inf from the env stops here, never reaching the replay buffer
         obs_t = self.to_device("next_obs", next_obs)
-        reward_t = self.to_device("reward", np.asarray(rewards, dtype=np.float32))
+        reward_t = self.to_device("reward", rewards)
         return EnvStep(obs_t, reward_t, self.to_device("terminated", terminated), self.to_device("truncated", truncated), obs_t, valid)
 
     def state_dict(self) -> dict[str, Any] | None:
