@@ -232,7 +232,11 @@ def train_many(
                     stopping[slot] |= results[i].solved_at_step is not None
                 failed = np.zeros(len(live), dtype=bool)
                 log_now = env_steps >= next_log
-                if log_now or stopping.any() or evaluations[0] is not None:
+                log_due = log_now or stopping.any() or evaluations[0] is not None
+                interrupted = stop.requested or (interrupt_at_step is not None and env_steps >= interrupt_at_step)
+                # a checkpoint between log rows checks too: a member that diverged since the last row stops
+                # alone here, instead of its NaN weights making the whole group's checkpoint refuse
+                if log_due or env_steps >= next_checkpoint or interrupted:
                     next_log += cfg.log_every_steps if log_now else 0
                     failed = ~_finite(members, stats)
                     for slot, i in enumerate(live):
@@ -241,12 +245,14 @@ def train_many(
                             results[i].env_steps = env_steps
                             metrics[i].close()
                             continue
-                        trackers[i].flush(env_steps)
-                        member_stats = None if stats is None or members.updates[slot] == 0 else {name: v[slot] for name, v in stats.items()}
-                        metrics[i].log(env_steps, int(members.updates[slot]), epsilons[slot], member_stats, evaluations[slot])
-                    if display is not None:
+                        if log_due:
+                            trackers[i].flush(env_steps)
+                            member_stats = (
+                                None if stats is None or members.updates[slot] == 0 else {key: v[slot] for key, v in stats.items()}
+                            )
+                            metrics[i].log(env_steps, int(members.updates[slot]), epsilons[slot], member_stats, evaluations[slot])
+                    if display is not None and log_due:
                         display.update(env_steps, results, metrics)
-                interrupted = stop.requested or (interrupt_at_step is not None and env_steps >= interrupt_at_step)
                 for slot, i in enumerate(live):
                     if stopping[slot] and not failed[slot]:
                         _finish(members, replay, slot, results[i], metrics[i], env_steps, start_time)

@@ -366,6 +366,30 @@ def test_a_diverged_group_member_stops_alone_and_keeps_its_best_pt(tmp_path: Pat
     assert "failed: NaN/inf" in (tmp_path / "g" / "summary.csv").read_text()
 
 
+def test_a_member_diverging_between_log_rows_stops_alone_at_the_next_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_update = MemberAgents.update
+
+    def update_that_diverges(self: MemberAgents, batch: Any, active: np.ndarray) -> dict[str, torch.Tensor]:
+        stats = real_update(self, batch, active)
+        if self.k == 2 and self.updates[0] >= 100:  # member 0, well before the only log row (at the end)
+            self.online[0].fill_(float("nan"))
+        return stats
+
+    monkeypatch.setattr(MemberAgents, "update", update_that_diverges)
+    steps = {"total_steps": 600, "log_every_steps": 600, "checkpoint_every_steps": 180, "eval_every_steps": 0}
+    cfgs = [counter_config(tmp_path, run_name="g", seed=seed, **steps) for seed in (1, 2)]
+    first, second = train_many(cfgs)  # the checkpoint at 180 meets member 0's NaN weights: it stops, member 1 goes on
+    assert first.env_steps is not None and first.env_steps < 600 and second.env_steps == 600
+    summary = (tmp_path / "g" / "summary.csv").read_text()
+    assert "failed: NaN/inf" in summary and "total_steps" in summary
+    checkpoints = sorted((tmp_path / "g" / "checkpoints").glob("step-*.pt"))
+    assert checkpoints, "the group wrote no checkpoint after its member failed"
+    for path in checkpoints:
+        for tensor in (t for t in torch.load(path, weights_only=True)["members"].values() if isinstance(t, torch.Tensor)):
+            assert not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
+    assert (tmp_path / "g" / "s2" / "final.pt").exists() and not (tmp_path / "g" / "s1" / "final.pt").exists()
+
+
 def test_saving_nan_weights_is_refused_and_the_file_kept(tmp_path: Path) -> None:
     agent = fastdqn.train(counter_config(tmp_path, run_name="r", total_steps=120)).agent
     path = tmp_path / "r" / "final.pt"
