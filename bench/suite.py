@@ -125,7 +125,7 @@ def markdown(entries: list[dict[str, Any]]) -> list[str]:
 
 
 def plot(entries: list[dict[str, Any]], rows: list[dict[str, Any]], sb3_rows: list[dict[str, Any]], path: Path) -> None:
-    """Per env: each seed's best and final greedy return (fastdqn) and final (SB3), IQM bars, the solve line."""
+    """Per env: each seed's best and final greedy return (fastdqn) and final (SB3) beside their IQM and interval, the solve line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,11 +143,14 @@ def plot(entries: list[dict[str, Any]], rows: list[dict[str, Any]], sb3_rows: li
             if not values:
                 continue
             stats = summary(values)
-            ax.bar(x, stats["iqm"], color=("C0", "C1", "C2")[x], alpha=0.5, label=label)
-            ax.errorbar(x, stats["iqm"], yerr=[[stats["iqm"] - stats["ci_low"]], [stats["ci_high"] - stats["iqm"]]], color="k", capsize=4)
-            ax.scatter([x] * len(values), values, color="k", s=8, zorder=3)
+            yerr = [[stats["iqm"] - stats["ci_low"]], [stats["ci_high"] - stats["iqm"]]]  # returns can be negative: no bars from 0
+            ax.errorbar(
+                x, stats["iqm"], yerr=yerr, color=("C0", "C1", "C2")[x], marker="s", markersize=9, capsize=6, label=f"{label} IQM, 95% CI"
+            )
+            ax.scatter([x + 0.15] * len(values), values, color="k", s=8, zorder=3)
         ax.axhline(e["solve_line"], color="r", linestyle="--", linewidth=1, label="solve line")
         ax.set_xticks(range(3), ["best", "final", "SB3"])
+        ax.set_xlim(-0.5, 2.5)
         ax.set_title(f"{env_id} ({e['budget']:,} steps)", fontsize=10)
     axes[0][0].set_ylabel(f"greedy return ({EVAL_EPISODES} episodes)")
     axes[0][0].legend(fontsize=7, loc="lower left")
