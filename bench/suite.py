@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     sb3_seeds = [] if sb3_text == "none" else parse_seeds(sb3_text)
     overrides = {"total_steps": str(QUICK_STEPS), "learning_starts": "500", "eval_every_steps": "1000"} if args.quick else {}
     stem = "suite-" + ("quick-" if args.quick else "") + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    import torch
+
+    torch.set_num_threads(1)  # both sides train on one thread (the presets' torch_threads, sb3_run's setting): record that
     info = machine()
     rows: list[dict[str, Any]] = []
     sb3_rows: list[dict[str, Any]] = []
