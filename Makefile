@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test bench bench-quick lint clean
+.PHONY: install train test bench bench-quick bench-suite lint clean
 
 install: $(VENV)/.installed
 
@@ -23,9 +23,9 @@ $(VENV)/.installed: pyproject.toml
 train: install
 	$(BIN)/fastdqn train $(ARGS)
 
-# the tests also drive --log tensorboard/wandb, eval --video and train --actors (Ray): extras that `make train` never installs
+# the tests also drive --log tensorboard/wandb, eval --video, train --actors (Ray) and LunarLander (box2d): extras that `make train` never installs
 $(VENV)/.test-installed: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e ".[dev,atari,tensorboard,wandb,video,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,atari,tensorboard,wandb,video,ray,box2d]"
 	touch $@
 
 test: install $(VENV)/.test-installed
@@ -41,6 +41,14 @@ bench: install $(VENV)/.bench-installed
 
 bench-quick: install $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py --quick
+
+# every classic preset at its budget over seeds 1-10, beside SB3 with rl-zoo's settings (hours on a small CPU; not part of `make bench`)
+$(VENV)/.suite-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev,atari,bench,box2d]" rl_zoo3
+	touch $@
+
+bench-suite: install $(VENV)/.suite-installed
+	$(BIN)/python bench/suite.py $(ARGS)
 
 lint: install
 	$(BIN)/ruff check fastdqn tests bench cli.py

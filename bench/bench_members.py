@@ -118,9 +118,9 @@ def _train(args: list[str], out: Path, timeout: float) -> float:
 
 @pytest.mark.parametrize("backend", ["gymnasium", "torch"])
 def bench_group_solve(benchmark: Any, backend: str, tmp_path: Path) -> None:
-    """The cartpole preset, solving: K seeds as one group, then the same seeds one by one, each a whole process."""
+    """The cartpole-fast preset, solving: K seeds as one group, then the same seeds one by one, each a whole process."""
     k = GROUP_SEEDS[PROFILE.name]
-    common = ["--env-backend", backend, "--device", "cpu", *PROFILE.solve_args]
+    common = ["--preset", "cartpole-fast", "--env-backend", backend, "--device", "cpu", *PROFILE.solve_args]
     figures: dict[str, Any] = {}
 
     def run() -> None:

@@ -62,7 +62,7 @@ def sb3_missing_reason() -> str | None:
 def default_eval_every_steps() -> int:
     from fastdqn.config import preset
 
-    return preset("cartpole").eval_every_steps
+    return preset("cartpole-fast").eval_every_steps
 
 
 def sb3_solve_run(

@@ -89,13 +89,16 @@ def _refused(path: Path, torch_message: str) -> str:
     return f"{path} is not a readable fastdqn checkpoint (truncated, corrupted or foreign): {reason}"
 
 
-def find_checkpoint(run_or_file: Path) -> Path:
-    """A checkpoint file as given, or a run folder's best evaluated policy (else its final one)."""
+def find_checkpoint(run_or_file: Path, policy: str = "best") -> Path:
+    """A checkpoint file as given, or a run folder's `policy`: `best` (its best evaluated policy, else
+    its final one, where no evaluation ran) or `final` (the policy the run ended with)."""
     if run_or_file.is_dir():
-        for name in ("best.pt", "final.pt"):
+        for name in ("best.pt", "final.pt") if policy == "best" else (f"{policy}.pt",):
             if (run_or_file / name).exists():
                 return run_or_file / name
-        raise CheckpointError(f"{run_or_file} holds no checkpoint (best.pt or final.pt); is it a fastdqn run folder?")
+        raise CheckpointError(
+            f"{run_or_file} holds no {' or '.join(('best.pt', 'final.pt') if policy == 'best' else (policy + '.pt',))}; is it a fastdqn run folder that ran to its end?"
+        )
     return run_or_file
 
 

@@ -110,6 +110,7 @@ def _parse_optional_float(name: str, text: str) -> float | None:
 def _train_options() -> list[inspect.Parameter]:
     hints = typing.get_type_hints(Config)
     docs = field_docs()
+    cartpole = preset("cartpole")  # CartPole-v1's, the env a bare `fastdqn train` trains on
     parameters = []
     for f in dataclasses.fields(Config):
         if f.name in NOT_OPTIONS:
@@ -122,7 +123,7 @@ def _train_options() -> list[inspect.Parameter]:
         flags = FLAG_NAMES.get(f.name, ["--" + f.name.replace("_", "-")])
         if base is bool:
             flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
-        default_value = getattr(preset("cartpole"), f.name)
+        default_value = getattr(cartpole, f.name)
         if isinstance(default_value, tuple):
             default_value = ", ".join(default_value) or "none"
         help_text = f"{docs.get(f.name, '')} [cartpole preset: {default_value}]"
@@ -133,11 +134,34 @@ def _train_options() -> list[inspect.Parameter]:
     return parameters
 
 
+def preset_for(preset_name: str | None, env_id: str | None) -> str:
+    """`--preset` if given, else the preset that claims the env id (CartPole-v1's when none is given),
+    else the general default, with a one-line note on stderr saying so."""
+    if preset_name is not None:
+        return preset_name
+    from fastdqn.presets import GENERAL, preset_for_env
+
+    env_id = env_id or Config().env_id
+    found = preset_for_env(env_id)
+    if found is None:
+        err_console.print(
+            f"note: no preset for {env_id}; using the general `{GENERAL}` preset (`fastdqn presets` lists them; --preset NAME picks one)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return GENERAL
+    return found
+
+
 def build_config(preset_name: str | None, config_file: Path | None, values: dict[str, Any]) -> Config:
-    """The preset (or a saved config.json, or a TOML file over its preset), then every option the user gave on top of it."""
+    """The preset (or a saved config.json, or a TOML file over its preset), then every option the user gave on top of it.
+
+    With no --preset, the preset is the one the env id picks (`--env`, else the file's env_id)."""
     file_values: dict[str, Any] = {}
+    given_env = values.get("env_id")
+    env_id = None if given_env is None else str(given_env)
     if config_file is None:
-        cfg = preset(preset_name or "cartpole")
+        cfg = preset(preset_for(preset_name, env_id))
     elif config_file.suffix not in (".toml", ".json"):
         raise ConfigError(
             f"--config {config_file}: the name must end in .toml (a TOML file, see `fastdqn config`) or .json (a run's config.json)"
@@ -146,7 +170,8 @@ def build_config(preset_name: str | None, config_file: Path | None, values: dict
         from fastdqn.tomlconfig import read_toml
 
         file_values = read_toml(config_file)
-        file_values["preset"] = preset_name or file_values.get("preset", "cartpole")  # --preset overrides the file's
+        # --preset overrides the file's preset, which overrides the env id's
+        file_values["preset"] = preset_name or file_values.get("preset") or preset_for(None, env_id or file_values.get("env_id"))
         cfg = preset(file_values["preset"])
     elif config_file.is_file():
         cfg = Config.load(config_file)
@@ -376,17 +401,26 @@ def _make_train_command() -> Callable[..., None]:
         ),
     ]
     train_command.__dict__["__signature__"] = inspect.Signature(fixed + _train_options())  # typer reads the options from it
-    train_command.__doc__ = "Train a DQN agent; every option defaults to the chosen preset's value."
+    train_command.__doc__ = (
+        "Train a DQN agent; every option defaults to its preset's value: --preset, else the preset of --env "
+        "(`fastdqn presets` lists them), else the general `default` preset. [cartpole preset: X] is CartPole-v1's."
+    )
     return train_command
 
 
 def _config_source_options() -> list[inspect.Parameter]:
-    presets = ", ".join(config_module.PRESETS)
+    presets = ", ".join(config_module.preset_names())
     return [
         _keyword(
             "preset_name",
             None,
-            Annotated[str | None, typer.Option("--preset", help=f"Starting values: {presets} [default: cartpole, or the file's preset].")],
+            Annotated[
+                str | None,
+                typer.Option(
+                    "--preset",
+                    help=f"Starting values: {presets} [default: the file's preset, else the one --env picks (`fastdqn presets`)].",
+                ),
+            ],
         ),
         _keyword(
             "config_file",
@@ -425,15 +459,45 @@ def _make_config_command() -> Callable[..., None]:
 app.command("config")(_make_config_command())
 
 
+@app.command("presets")
+def presets_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per preset, one a line.")] = False,
+) -> None:
+    """List the presets: the env ids each is picked for, its budget (total_steps) and the result it was validated at."""
+    from fastdqn.presets import GENERAL, info, names
+
+    try:
+        infos = [info(name) for name in names()]
+    except FastDQNError as error:
+        raise fail(str(error), error.exit_code) from None
+    if as_json:
+        for item in infos:
+            sys.stdout.write(json.dumps(dataclasses.asdict(item)) + "\n")
+        return
+    table = Table(title="fastdqn presets (fastdqn/presets/*.toml; `fastdqn config --preset NAME` prints one)")
+    for column in ("preset", "env ids", "budget", "validated at that budget"):
+        table.add_column(column, justify="right" if column == "budget" else "left", overflow="fold")
+    for item in infos:
+        env_ids = ", ".join(item.env_ids) or ("any other" if item.name == GENERAL else "by name only")
+        table.add_row(item.name, env_ids, f"{item.budget:,}", item.validated)
+    console.print(table)
+
+
 @app.command("eval")
 @guarded
 def eval_command(
-    run: Annotated[Path, typer.Argument(help="A run folder (uses its best evaluated policy) or a checkpoint file.")],
+    run: Annotated[Path, typer.Argument(help="A run folder (its best evaluated policy, or --policy final) or a checkpoint file.")],
+    policy: Annotated[
+        str,
+        typer.Option("--policy", help="In a run folder: best (best.pt, the best greedy evaluation) or final (final.pt, where it ended)."),
+    ] = "best",
     episodes: Annotated[int | None, typer.Option("--episodes", "-n", help="Greedy episodes [default: 20; 1 with --video].")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the evaluation envs.")] = 12345,
     env: Annotated[str | None, typer.Option("--env", help="Env id (default: the one it was trained on).")] = None,
     device: Annotated[str | None, typer.Option(help="Device (default: the training device, cpu without CUDA).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"mean", "std", "returns"} as JSON (and "videos" with --video).')] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"policy", "checkpoint", "mean", "std", "returns"} as JSON (and "videos" with --video).')
+    ] = False,
     video: Annotated[
         Path | None, typer.Option("--video", help="Record each episode to DIR/<run>-episode-<i>.mp4 (raw frames; the `video` extra).")
     ] = None,
@@ -449,9 +513,11 @@ def eval_command(
     episodes = episodes if episodes is not None else (1 if video is not None else 20)
     if episodes < 1:
         raise fail(f"--episodes {episodes} must be at least 1")
+    if policy not in ("best", "final"):
+        raise fail(f"--policy {policy!r} is not one of best, final")
     videos: list[Any] = []
     try:
-        path = find_checkpoint(run)
+        path = find_checkpoint(run, policy)
         if video is not None:
             from fastdqn.video import record_episodes, require_video
 
@@ -467,8 +533,9 @@ def eval_command(
         raise fail(str(error), error.exit_code) from None
     mean = sum(returns) / len(returns)
     std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
+    evaluated = path.stem if path.stem in ("best", "final") else "checkpoint"  # which policy: best.pt, final.pt, or a file given
     if as_json:
-        report: dict[str, Any] = {"mean": mean, "std": std, "returns": returns}
+        report: dict[str, Any] = {"policy": evaluated, "checkpoint": str(path), "mean": mean, "std": std, "returns": returns}
         if video is not None:
             report["videos"] = [{"path": str(v.path), "return": v.episode_return, "steps": v.steps, "cut": v.cut} for v in videos]
         sys.stdout.write(json.dumps(report) + "\n")
@@ -476,7 +543,12 @@ def eval_command(
         for v in videos:
             cut = f" (cut at {v.steps:,} steps)" if v.cut else ""
             console.print(f"{v.path}: return {v.episode_return:.2f}, {v.steps:,} steps{cut}", highlight=False, soft_wrap=True)
-        console.print(f"{path}: {episodes} greedy episodes on {env or agent.cfg.env_id}: {mean:.2f} ± {std:.2f}")
+        fell_back = " (no best.pt: no evaluation ran)" if policy == "best" and evaluated == "final" else ""
+        console.print(
+            f"{evaluated} policy{fell_back}, {path}: {episodes} greedy episodes on {env or agent.cfg.env_id}: {mean:.2f} ± {std:.2f}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("plot")

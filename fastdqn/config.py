@@ -1,7 +1,7 @@
 """The one source of defaults: a frozen `Config` dataclass and the named presets built from it.
 
 The CLI builds its options from these fields, `config.json` in a run folder is `asdict(cfg)`, and a
-preset is a function returning a `Config`. Every check of a user-settable value lives in
+preset is a TOML file of field values over `Config()`'s (fastdqn/presets/). Every check of a user-settable value lives in
 `__post_init__`, so a bad value fails before anything is allocated or written.
 """
 
@@ -403,105 +403,21 @@ class Config:
                 )
 
 
-def cartpole() -> Config:
-    """Tuned to solve CartPole-v1 (greedy mean >= 475 over 20 episodes) in seconds on a CPU.
-
-    On top of the defaults (a 4-64-64-2 MLP, Double DQN, Huber, Adam 5e-3, 16 envs, 4 updates of 64
-    per vector step), 3-step returns, a 10k ring and a target sync every 64 updates took the median
-    env steps to solve over seeds 1-5 from 40.5k to 18k (all 5 solved; seeds 6-10: 14-21.5k), and an
-    evaluation every 1k env steps instead of 500 halves the time spent evaluating.
-    """
-    return Config(n_step=3, buffer_capacity=10_000, target_update_every=64, eval_every_steps=1_000)
-
-
-def tutorial() -> Config:
-    """The classic tutorial's hyperparameters on CartPole-v1, with its defects fixed.
-
-    One env, one MSE update of batch 64 per env step, elementwise gradient clamp, exponential
-    epsilon decay. Its target update "every 4 episodes" becomes every 500 gradient steps (about four
-    episodes once it balances), since an episode-counted period changes as episodes lengthen.
-    """
-    return Config(
-        preset="tutorial",
-        num_envs=1,
-        seed=10,
-        device="cpu",
-        total_steps=30_000,
-        hidden_dim=256,
-        buffer_capacity=100_000,
-        batch_size=64,
-        learning_starts=64,
-        train_every=1,
-        gradient_steps=1,
-        gamma=0.95,
-        learning_rate=1e-4,
-        loss="mse",
-        double_dqn=False,
-        max_grad_norm=0.0,
-        grad_clip_value=1.0,
-        target_update_every=500,
-        exploration="exponential",
-        epsilon_start=0.95,
-        epsilon_end=0.01,
-        epsilon_decay_steps=500,
-        eval_every_steps=5_000,
-        eval_episodes=20,
-        stop_at_return=None,
-        log_every_steps=1_000,
-    )
-
-
-def atari() -> Config:
-    """Nature DQN (Mnih et al. 2015) on an ALE game, Pong unless --env says otherwise.
-
-    Nature's values: batch 32, a 1M-transition replay, 50k transitions before learning, one update
-    per 4 env steps (replay ratio 8), target sync every 10k updates, gamma 0.99, the error clipped
-    to [-1, 1] (the Huber loss), epsilon 1 -> 0.1 over the first 1M env steps (the paper's "final
-    exploration frame" counts agent steps, 4 emulator frames each), then on down to 0.01 over 4M
-    more as later DQN work does. No Double DQN, as in Nature; turn it on with --double-dqn.
-
-    Adam instead of Nature's RMSProp (lr 2.5e-4, momentum 0.95, min squared gradient 0.01):
-    fastdqn has one flat, capturable Adam (optim.py) and no second optimizer to keep fast; Adam
-    at lr 6.25e-5 with eps 1.5e-4 (Hessel et al. 2018; Obando-Ceron and Castro 2021) matches or
-    beats Nature's RMSProp on DQN, and the large eps keeps the early steps, when the second-moment
-    estimate is tiny, from blowing up. Epsilon-greedy evaluation is greedy here (Nature used 0.05).
-    """
-    return Config(
-        preset="atari",
-        env_id="ALE/Pong-v5",
-        num_envs=8,
-        total_steps=10_000_000,
-        torch_threads=0,
-        network="nature_cnn",
-        buffer_capacity=1_000_000,
-        batch_size=32,
-        learning_starts=50_000,
-        train_every=1,
-        gradient_steps=2,
-        gamma=0.99,
-        learning_rate=6.25e-5,
-        adam_eps=1.5e-4,
-        loss="huber",
-        double_dqn=False,
-        max_grad_norm=10.0,
-        target_update_every=10_000,
-        exploration="piecewise",
-        epsilon_start=1.0,
-        epsilon_end=0.1,
-        epsilon_decay_steps=1_000_000,
-        epsilon_late=0.01,
-        epsilon_late_steps=4_000_000,
-        eval_every_steps=250_000,
-        eval_episodes=8,
-        stop_at_return=None,
-        log_every_steps=10_000,
-    )
-
-
-PRESETS = {"cartpole": cartpole, "tutorial": tutorial, "atari": atari}
-
-
 def preset(name: str) -> Config:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]()
+    """The named preset: a TOML file in fastdqn/presets/ over `Config()`'s values (`fastdqn presets` lists them)."""
+    from fastdqn.presets import load_preset
+
+    return load_preset(name)
+
+
+def preset_names() -> list[str]:
+    from fastdqn.presets import names
+
+    return names()
+
+
+def __getattr__(name: str) -> Any:
+    # PRESETS is read from the preset folder on first use: fastdqn.presets imports this module
+    if name == "PRESETS":
+        return tuple(preset_names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """TOML config files: `fastdqn config` prints one, `fastdqn train --config run.toml` reads it back.
 
 A file holds `Config` fields as top-level keys (any subset: the missing ones come from the preset
-the file names, or `--preset`, or cartpole), and `[extra]` as a table. TOML has no null, so a field
+the file names, or `--preset`, or the preset of the file's env id), and `[extra]` as a table. TOML has no null, so a field
 that is None is written as the string "none", the same word the command line takes.
 """
 
@@ -55,6 +55,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return check_values(path, text, data)
+
+
+def check_values(path: Path, text: str, data: dict[str, Any]) -> dict[str, Any]:
+    """`data`, parsed from `text` (the file at `path`), as Config field values; unknown keys and wrong types raise ConfigError."""
     hints = typing.get_type_hints(Config)
     values: dict[str, Any] = {}
     for key, value in data.items():

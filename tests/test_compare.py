@@ -66,9 +66,24 @@ def test_group_curve_is_the_member_mean_with_a_min_max_band_and_stopped_runs_hol
 
 def test_cli_compare_tabulates_fresh_runs_and_a_group_from_their_metrics(tmp_path: Path) -> None:
     for seed in (1, 2):
-        args = ["train", "--out", str(tmp_path / "seeds"), "--run-name", f"s{seed}", "--seed", str(seed), "--total-steps", "1500"]
+        args = ["train", "--preset", "cartpole-fast", "--out", str(tmp_path / "seeds"), "--run-name", f"s{seed}", "--seed", str(seed)]
+        args += ["--total-steps", "1500"]
         assert runner.invoke(app, [*args, *SMALL, "--stop-at-return", "100"]).exit_code == 0
-    single = ["train", "--out", str(tmp_path), "--run-name", "one", "--seed", "3", "--total-steps", "1000", "--stop-at-return", "none"]
+    single = [
+        "train",
+        "--preset",
+        "cartpole-fast",
+        "--out",
+        str(tmp_path),
+        "--run-name",
+        "one",
+        "--seed",
+        "3",
+        "--total-steps",
+        "1000",
+        "--stop-at-return",
+        "none",
+    ]
     assert runner.invoke(app, [*single, *SMALL]).exit_code == 0
     out = tmp_path / "report" / "compare.png"
     result = runner.invoke(app, ["compare", str(tmp_path / "seeds"), str(tmp_path / "one"), "--out", str(out)])

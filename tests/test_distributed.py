@@ -24,7 +24,7 @@ from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.checkpoint import latest_run_checkpoint, load_checkpoint
 from fastdqn.cli import app
-from fastdqn.config import Config, ConfigError, cartpole
+from fastdqn.config import Config, ConfigError, preset
 from fastdqn.distributed import ActorPool, extend_with_priorities
 from fastdqn.envs import make_envs
 from fastdqn.nstep import NStepWriter
@@ -322,7 +322,7 @@ def test_two_actors_solve_cartpole_within_one_and_a_half_single_process_budgets(
 
     solved = []
     for seed in (1, 2, 3):
-        cfg = cartpole().replace(
+        cfg = preset("cartpole-fast").replace(
             actors=2, seed=seed, total_steps=45_000, device="cpu", save_plot=False, out_dir=str(tmp_path), run_name=f"s{seed}"
         )
         result = train_distributed(cfg)

@@ -212,7 +212,9 @@ def test_a_group_of_cartpole_seeds_learns_to_solve(tmp_path: Path) -> None:
     """Three seeds of the cartpole preset on the native env, stacked: at least two solve (greedy 475).
 
     Seeds 2, 6 and 7 solve in 7-14k env steps as single runs, which keeps the test short."""
-    base = fastdqn_preset("cartpole").replace(env_backend="torch", device="cpu", out_dir=str(tmp_path), save_plot=False, total_steps=30_000)
+    base = fastdqn_preset("cartpole-fast").replace(
+        env_backend="torch", device="cpu", out_dir=str(tmp_path), save_plot=False, total_steps=30_000
+    )
     results = train_many([base.replace(seed=s) for s in (2, 6, 7)])
     solved = [r.solved_at_step for r in results if r.solved_at_step is not None]
     assert len(solved) >= 2, [r.best_eval_return for r in results]

@@ -224,7 +224,9 @@ def test_native_env_reset_table_gives_the_draws_a_device_computes_each_step(env_
 def test_cartpole_preset_solves_with_the_native_env_on_four_of_five_seeds(tmp_path: Path) -> None:
     solved = []
     for seed in range(1, 6):
-        cfg = fastdqn.preset("cartpole").replace(seed=seed, env_backend="torch", out_dir=str(tmp_path), save_plot=False, total_steps=60_000)
+        cfg = fastdqn.preset("cartpole-fast").replace(
+            seed=seed, env_backend="torch", out_dir=str(tmp_path), save_plot=False, total_steps=60_000
+        )
         run = fastdqn.train(cfg.replace(device="cpu", checkpoint_every_steps=0))
         if run.solved_at_step is not None:
             best = fastdqn.DQNAgent.load(run.run_dir / "best.pt")

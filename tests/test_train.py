@@ -70,7 +70,7 @@ def test_existing_run_folder_is_refused(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_default_preset_solves_cartpole(tmp_path: Path, seed: int) -> None:
-    cfg = fastdqn.preset("cartpole").replace(seed=seed, out_dir=str(tmp_path), save_plot=False, total_steps=60_000)
+    cfg = fastdqn.preset("cartpole-fast").replace(seed=seed, out_dir=str(tmp_path), save_plot=False, total_steps=60_000)
     run = fastdqn.train(cfg)
     assert run.solved_at_step is not None, f"best greedy eval {run.best_eval_return}"
     returns = fastdqn.evaluate(DQNAgent.load(run.run_dir / "best.pt"), "CartPole-v1", episodes=20, seed=cfg.seed + 100_000)

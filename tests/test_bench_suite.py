@@ -1,0 +1,63 @@
+"""bench/sweep.py and bench/suite.py on a tiny budget: the tables and files they write hold what they say.
+
+No timing is asserted here: the figures live in `make bench-suite`, never in the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` is a top-level folder, not installed
+
+from bench import stats, suite, sweep
+
+
+def test_iqm_drops_a_quarter_at_each_end_and_the_interval_holds_it() -> None:
+    values = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 1000.0]
+    assert stats.iqm(values) == pytest.approx(4.5)  # 2 dropped at each end of 10: the mean of 2..7
+    low, high = stats.bootstrap_ci(values)
+    assert low <= stats.iqm(values) <= high
+    assert stats.bootstrap_ci([3.0, 3.0, 3.0]) == (3.0, 3.0)
+
+
+def test_sweep_reports_each_value_over_its_seeds(tmp_path: Path) -> None:
+    argv = ["--preset", "cartpole-fast", "--seeds", "1-2", "--option", "learning_rate=1e-3,5e-3", "--out", str(tmp_path)]
+    assert sweep.main([*argv, "--set", "total_steps=1200", "--set", "eval_every_steps=400", "--set", "eval_episodes=3"]) == 0
+    (json_path,) = tmp_path.glob("sweep-*.json")
+    payload = json.loads(json_path.read_text())
+    assert [(e["value"], e["seeds"]) for e in payload["table"]] == [(1e-3, 2), (5e-3, 2)]
+    assert sorted((r["value"], r["seed"]) for r in payload["runs"]) == [(1e-3, 1), (1e-3, 2), (5e-3, 1), (5e-3, 2)]
+    for entry in payload["table"]:
+        finals = [r["final_eval"] for r in payload["runs"] if r["value"] == entry["value"]]
+        assert entry["final"]["iqm"] == pytest.approx(stats.iqm(finals))
+        assert entry["final_solved"] == sum(f >= 475 for f in finals)
+    assert payload["runs"][0]["group_size"] == 4  # the grid trains as one group
+    md = json_path.with_suffix(".md").read_text()
+    assert "| CartPole-v1 | cartpole-fast | learning_rate = 0.001 | 2 |" in md and "threads" in md
+
+
+def test_suite_quick_writes_the_table_the_json_and_the_plot(tmp_path: Path) -> None:
+    pytest.importorskip("stable_baselines3", reason="the bench extra")
+    pytest.importorskip("rl_zoo3", reason="`make bench-suite` installs rl_zoo3")
+    assert suite.main(["--quick", "--out", str(tmp_path)]) == 0
+    (json_path,) = tmp_path.glob("suite-quick-*.json")
+    payload = json.loads(json_path.read_text())
+    (entry,) = payload["table"]
+    assert (entry["env_id"], entry["seeds"], entry["sb3_seeds"], entry["budget"]) == ("CartPole-v1", 2, 1, suite.QUICK_STEPS)
+    assert entry["wall_ratio"] == pytest.approx(entry["wall_per_seed_s"] / entry["sb3_wall_median_s"])
+    assert [r["total_steps"] for r in payload["sb3_runs"]] == [suite.QUICK_STEPS]
+    assert payload["versions"]["rl_zoo3"] != "not installed" and payload["machine"]["cpu cores"]
+    md = json_path.with_suffix(".md").read_text()
+    assert md.startswith("| env (budget) | fastdqn final.pt IQM") and "| CartPole-v1 (2,000) |" in md
+    assert json_path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_zoo_hyperparams_become_sb3_keywords() -> None:
+    pytest.importorskip("rl_zoo3", reason="`make bench-suite` installs rl_zoo3")
+    params = suite.zoo_hyperparams("CartPole-v1")
+    assert params["policy_kwargs"] == {"net_arch": [256, 256]} and params["n_timesteps"] == 50_000
+    assert (params["train_freq"], params["gradient_steps"], params["target_update_interval"]) == (256, 128, 10)
