@@ -2,7 +2,7 @@
 
 Each record is what one run leaves behind, read through the public results only: the stored replay
 rows (and the sampler's state: the sum tree under PER), the loss of every gradient update, the
-metric rows, and the final online and target weights. The runs are the cartpole preset on CPU with
+metric rows, and the final online and target weights. The runs are the cartpole-fast preset (the speed tune, which was `cartpole` when the fixture was recorded) on CPU with
 one torch thread for its first 2,000 env steps, seed 1 (the preset's evaluation schedule kept), and
 three variants: PER, the dueling head, and a K = 3 group (seeds 1-3) with the single runs of seeds 2
 and 3 beside it, so a member can be held against its own single run.
@@ -32,8 +32,8 @@ STEPS = 2_000
 
 
 def golden_config(out_dir: Path | str, **values: Any) -> Config:
-    """The cartpole preset, shortened to the golden window, on CPU, one thread, no plot."""
-    base = fastdqn.preset("cartpole")
+    """The cartpole-fast preset, shortened to the golden window, on CPU, one thread, no plot."""
+    base = fastdqn.preset("cartpole-fast")
     settings: dict[str, Any] = {"total_steps": STEPS, "device": "cpu", "torch_threads": 1, "seed": 1, "save_plot": False, "compile": "off"}
     return base.replace(**{**settings, "out_dir": str(out_dir), **values})
 
