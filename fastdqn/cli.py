@@ -245,7 +245,10 @@ def build_configs(preset_name: str | None, config_file: Path | None, values: dic
         if "seed" in grid:
             raise ConfigError("give --seed or --seeds, not both")
         listed["seed"] = list(parse_seeds(seeds))
-    base = build_config(preset_name, config_file, {name: options[0] for name, options in grid.items() if name not in listed})
+    fixed = {name: options[0] for name, options in grid.items() if name not in listed}
+    base = build_config(preset_name, config_file, fixed)
+    # build_config reads None as "not given"; an explicit `none` (e.g. --stop-at-return none) is applied here
+    base = base.replace(**{name: value for name, value in fixed.items() if value is None})
     if not listed:
         return [base]
     shaped = [name for name in listed if name in SHAPE_FIELDS]
@@ -293,7 +296,7 @@ def _train(
             read_run_config(resume)  # a damaged or hand-broken config.json: one line naming it
             cfg = build_config(preset_name, resume / "config.json", values)
         else:
-            cfg = build_config(preset_name, config_file, values)
+            cfg = cfgs[0]  # built once above: a preset note is printed once
         from fastdqn.loggers import require_loggers
         from fastdqn.sysinfo import process_age_seconds
         from fastdqn.train import train

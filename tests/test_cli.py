@@ -104,3 +104,12 @@ def test_cli_train_reports_the_run_before_it_writes_the_plot(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert result.output.index("run folder") < result.output.index("returns.png written in")
     assert (tmp_path / "r" / "returns.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("seeds", [None, "1-2"], ids=["single", "group"])
+def test_build_configs_applies_an_explicit_none_to_every_run(seeds: str | None) -> None:
+    from fastdqn.cli import build_configs
+
+    cfgs = build_configs(None, None, {"stop_at_return": "none", "wandb_entity": "none", "gamma": "0.97"}, seeds)
+    assert [(c.stop_at_return, c.wandb_entity, c.gamma) for c in cfgs] == [(None, None, 0.97)] * len(cfgs)
+    assert len(cfgs) == (1 if seeds is None else 2)

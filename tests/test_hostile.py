@@ -15,6 +15,7 @@ import importlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -65,6 +66,10 @@ def run_cli(*args: str) -> tuple[int, str]:
 
 
 def one_line(output: str) -> None:
+    """One `error:` line, after at most one note that an env id has no preset of its own."""
+    note = re.match(r"note: no preset for \S+; using the general `default` preset \(.*?\) ", output)
+    assert output.count("note:") == (1 if note else 0), output
+    output = output[note.end() :] if note else output
     assert output.startswith("error: ") and output.count("error:") == 1 and len(output) < 600, output
 
 
