@@ -192,40 +192,27 @@ def restore_group(
     Stopped members get their results and their `final.pt` weights; the stacks keep the live ones.
     """
     with restoring(saved["file"]):  # a damaged checkpoint: one line naming it; no file is changed yet
-        restored = _restore_group(saved, cfgs, members, replay, nstep, envs, evaluator, results)
+        live, status, counters = list(saved["live"]), list(saved["status"]), list(saved["counters"])
+        for i, state in enumerate(saved["results"]):
+            restore_result(results[i], state)
+            if i not in live and (results[i].run_dir / "final.pt").exists():
+                members.agents[i].load_state_dict(load_checkpoint(results[i].run_dir / "final.pt")["agent"])
+        for part in (members, replay, envs, *(x for x in (nstep, evaluator) if x is not None)):
+            part.keep(live)
+        members.load_state_dict(saved["members"])
+        if saved["replay"] is not None:
+            replay.load_state_dict(saved["replay"])
+            if nstep is not None:  # pending n-step rows only make sense with the rows before them
+                nstep.load_state_dict(saved["nstep"])
+        if saved["envs"] is not None:
+            envs.load_state_dict(saved["envs"])
+            obs = saved["obs"].to(envs.device)
+        else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
+            obs = envs.reset([cfgs[i].seed + counters[0] for i in live])
+        if isinstance(saved["rng"], torch.Tensor):  # written before groups saved every generator: torch's only
+            torch.set_rng_state(saved["rng"])
+        else:
+            restore_rng(saved["rng"])
+        restored = live, status, counters, obs
     apply_repairs(saved, results[0].run_dir.parent)
     return restored
-
-
-def _restore_group(
-    saved: dict[str, Any],
-    cfgs: list[Config],
-    members: MemberAgents,
-    replay: ReplayBuffer,
-    nstep: MemberNStep | None,
-    envs: MemberEnvs,
-    evaluator: MemberEvaluator | None,
-    results: list[RunResult],
-) -> tuple[list[int], list[str], list[int], torch.Tensor]:
-    live, status, counters = list(saved["live"]), list(saved["status"]), list(saved["counters"])
-    for i, state in enumerate(saved["results"]):
-        restore_result(results[i], state)
-        if i not in live and (results[i].run_dir / "final.pt").exists():
-            members.agents[i].load_state_dict(load_checkpoint(results[i].run_dir / "final.pt")["agent"])
-    for part in (members, replay, envs, *(x for x in (nstep, evaluator) if x is not None)):
-        part.keep(live)
-    members.load_state_dict(saved["members"])
-    if saved["replay"] is not None:
-        replay.load_state_dict(saved["replay"])
-        if nstep is not None:  # pending n-step rows only make sense with the rows before them
-            nstep.load_state_dict(saved["nstep"])
-    if saved["envs"] is not None:
-        envs.load_state_dict(saved["envs"])
-        obs = saved["obs"].to(envs.device)
-    else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
-        obs = envs.reset([cfgs[i].seed + counters[0] for i in live])
-    if isinstance(saved["rng"], torch.Tensor):  # written before groups saved every generator: torch's only
-        torch.set_rng_state(saved["rng"])
-    else:
-        restore_rng(saved["rng"])
-    return live, status, counters, obs

@@ -146,37 +146,25 @@ def restore_run(
     episodes: EpisodeTracker,
 ) -> float:
     """Put a checkpoint back into the loop's objects; returns the start time that continues wall time."""
-    with restoring(saved.get("file", "the checkpoint")):
-        start_time = _restore_run(saved, state, result, envs, collector, nstep, episodes)
+    with restoring(saved.get("file", "the checkpoint")):  # a damaged checkpoint: one line naming it; no file is changed yet
+        result.agent.load_state_dict(saved["agent"])
+        if saved["buffer"] is not None:
+            result.buffer.load_state_dict(saved["buffer"])
+        if nstep is not None and saved["buffer"] is not None:  # pending rows only make sense with the rows before them
+            nstep.load_state_dict(saved["nstep"])
+        loop = saved["loop"]
+        state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
+        if saved["env"] is not None:
+            envs.load_state_dict(saved["env"])
+            collector.load_state_dict(loop["collector"])
+            episodes.load_state_dict(loop["episodes"])
+        else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
+            collector.reset(result.agent.cfg.seed + state.env_steps)
+        episodes.log_start = state.env_steps
+        restore_rng(saved["rng"])
+        start_time = restore_results(result, saved["run"])
     apply_repairs(saved, result.run_dir)
     return start_time
-
-
-def _restore_run(
-    saved: dict[str, Any],
-    state: LoopState,
-    result: RunResult,
-    envs: DeviceVectorEnv,
-    collector: Collector,
-    nstep: NStepWriter | None,
-    episodes: EpisodeTracker,
-) -> float:
-    result.agent.load_state_dict(saved["agent"])
-    if saved["buffer"] is not None:
-        result.buffer.load_state_dict(saved["buffer"])
-    if nstep is not None and saved["buffer"] is not None:  # pending rows only make sense with the rows before them
-        nstep.load_state_dict(saved["nstep"])
-    loop = saved["loop"]
-    state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
-    if saved["env"] is not None:
-        envs.load_state_dict(saved["env"])
-        collector.load_state_dict(loop["collector"])
-        episodes.load_state_dict(loop["episodes"])
-    else:  # envs whose state cannot be saved start fresh episodes, seeded apart from the first start
-        collector.reset(result.agent.cfg.seed + state.env_steps)
-    episodes.log_start = state.env_steps
-    restore_rng(saved["rng"])
-    return restore_results(result, saved["run"])
 
 
 def results_state(result: RunResult, start_time: float) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def test_option_in_mode_trains_or_is_refused_in_one_line(tmp_path: Path, mode: s
     args = ["train", "--out", str(tmp_path), "--run-name", "r", *TINY, *MODES[mode], *OPTIONS[option]]
     result = runner.invoke(app, args)
     if (mode, option) in REFUSED:
-        lines = [line for line in result.output.splitlines() if line.strip()]
+        lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith("note: no preset for ")]
         assert result.exit_code == 2, result.output
         assert len(lines) == 1 and lines[0].startswith("error:"), result.output
         assert REFUSED[mode, option] in lines[0]
