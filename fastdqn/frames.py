@@ -36,9 +36,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fastdqn.buffer import ReplayBuffer, UniformSampler, available_memory_bytes
+from fastdqn.buffer import ReplayBuffer, UniformSampler
 from fastdqn.config import ConfigError
 from fastdqn.envs.spaces import is_atari
+from fastdqn.resources import available_bytes
 
 NO_FRAME = -(2**62)  # an id older than any ring position: an env with no previous row never links
 
@@ -98,7 +99,7 @@ class FrameStorage:
         frame_bytes = math.prod(frame_shape)
         row_bytes = 2 * stack * 8 + 8 + 4 + 1
         needed = (self.frame_capacity + 1) * frame_bytes + capacity * row_bytes + num_envs * stack * 8
-        free = available_memory_bytes(self.device)
+        free, _source = available_bytes(self.device)
         if free is not None and needed > free:
             raise ConfigError(
                 f"a frame replay buffer of buffer_capacity={capacity} needs {needed / 2**30:.2f} GiB on {self.device} "

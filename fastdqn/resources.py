@@ -10,6 +10,7 @@ env. A group of 100,000 seeds is refused here in a second instead of after minut
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -159,7 +160,7 @@ def estimate(cfg: Config, members: int = 1) -> MemoryEstimate:
 
 
 def available_bytes(device: torch.device) -> tuple[int | None, str]:
-    """Free memory on `device` and where the figure comes from (None where it cannot be read)."""
+    """Free memory on `device` as the OS or driver reports it, and where the figure comes from (None where it cannot be read)."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free), f"free on {device} (torch.cuda.mem_get_info)"
@@ -171,8 +172,6 @@ def available_bytes(device: torch.device) -> tuple[int | None, str]:
     except OSError:
         pass
     try:
-        import os
-
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")), "available pages (sysconf)"
     except (ValueError, OSError, AttributeError):
         return None, "unknown"

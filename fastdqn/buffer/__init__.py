@@ -12,7 +12,7 @@ round trip. n-step windows (`fastdqn.nstep`) and frame storage (`fastdqn.frames`
 
 from fastdqn.buffer.replay import FIELDS, Batch, MemberBatch, ReplayBuffer
 from fastdqn.buffer.samplers import Sampler, UniformSampler, make_sampler
-from fastdqn.buffer.storage import Storage, TensorStorage, available_memory_bytes
+from fastdqn.buffer.storage import Storage, TensorStorage
 from fastdqn.buffer.writer import RingWriter
 
 __all__ = [
@@ -25,6 +25,5 @@ __all__ = [
     "Storage",
     "TensorStorage",
     "UniformSampler",
-    "available_memory_bytes",
     "make_sampler",
 ]

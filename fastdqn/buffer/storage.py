@@ -9,7 +9,6 @@ as `(K, capacity, *shape)`.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -17,23 +16,7 @@ import torch
 from torch import Tensor
 
 from fastdqn.config import ConfigError
-
-
-def available_memory_bytes(device: torch.device) -> int | None:
-    """Free memory on `device` as the OS or driver reports it, None where it cannot be read."""
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    if hasattr(os, "sysconf") and "SC_AVPHYS_PAGES" in os.sysconf_names:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    return None
+from fastdqn.resources import available_bytes
 
 
 class TensorStorage:
@@ -56,7 +39,7 @@ class TensorStorage:
         self.device = torch.device(device)
         row_bytes = sum(math.prod(shape) * dtype.itemsize for shape, dtype in specs.values())
         needed = row_bytes * capacity * members
-        free = available_memory_bytes(self.device)
+        free, _source = available_bytes(self.device)
         if free is not None and needed > free:
             many = f"{members} replay buffers" if members > 1 else "a replay buffer"
             fewer = " or train fewer members at once" if members > 1 else ""
