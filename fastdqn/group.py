@@ -44,10 +44,10 @@ from fastdqn.metrics import Metrics
 from fastdqn.nstep import MemberNStep
 from fastdqn.per import PrioritizedSampler
 from fastdqn.run_state import RunResult
-from fastdqn.runfolder import claims_run_folder
+from fastdqn.runfolder import claims_run_folder, make_run_folder
 from fastdqn.schedules import epsilon_at, linear_schedule
 from fastdqn.signals import stop_on_signals
-from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, new_run_folder, record_eval, seed_everything
+from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, record_eval, seed_everything
 
 MEMBER_FIELDS = (
     "seed",
@@ -159,7 +159,7 @@ def train_many(
     replay = ReplayBuffer.for_members(cfgs, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1)
     nstep = MemberNStep(cfg.n_step, cfg.gamma, k * n, n, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
     evaluator = MemberEvaluator(cfgs, device) if cfg.eval_every_steps else None
-    group_dir = resume if resume is not None else new_run_folder(cfg, "group", overwrite)
+    group_dir = resume if resume is not None else make_run_folder(cfg, "group", overwrite)
     if resume is None:
         write_group_json(group_dir, list(cfgs))
     names = member_names(cfgs)

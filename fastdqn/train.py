@@ -50,13 +50,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def new_run_folder(cfg: Config, kind: str, overwrite: bool = False) -> Path:
-    """`out_dir/<run_name>` (default `<env>-<kind>-<time>`), made empty; one that holds a run is refused unless `overwrite`."""
-    return make_run_folder(cfg, kind, overwrite)  # runfolder.py: only a fastdqn run is replaced, under its lock
-
-
 def make_run_dir(cfg: Config, overwrite: bool = False) -> Path:
-    run_dir = new_run_folder(cfg, f"s{cfg.seed}", overwrite)
+    run_dir = make_run_folder(cfg, f"s{cfg.seed}", overwrite)  # only a fastdqn run is replaced, under its lock
     (run_dir / "config.json").write_text(cfg.to_json())
     return run_dir
 
