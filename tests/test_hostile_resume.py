@@ -56,6 +56,16 @@ def resume_cli(folder: Path) -> tuple[int, list[str]]:
     return run_cli("train", "--resume", str(folder), "--quiet")
 
 
+def assert_resume_refused_unchanged(folder: Path, damage: Callable[[Path], None], message: str) -> None:
+    """Damage a run or group folder; `--resume` must exit 2 with one line holding `message`, and change no file."""
+    damage(folder)
+    before = digest(folder)
+    code, lines = resume_cli(folder)
+    assert code == 2
+    assert len(lines) == 1 and message in lines[0], lines
+    assert digest(folder) == before
+
+
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run stopped at env step 270 with checkpoints at 90, 180 and 270."""
@@ -156,12 +166,7 @@ REFUSED_RUN: list[tuple[str, Callable[[Path], None], str]] = [
 
 @pytest.mark.parametrize(("damage", "message"), [case[1:] for case in REFUSED_RUN], ids=[case[0] for case in REFUSED_RUN])
 def test_resume_refuses_a_damaged_run_in_one_line_and_changes_nothing(run: Path, damage: Callable[[Path], None], message: str) -> None:
-    damage(run)
-    before = digest(run)
-    code, lines = resume_cli(run)
-    assert code == 2
-    assert len(lines) == 1 and message in lines[0], lines
-    assert digest(run) == before
+    assert_resume_refused_unchanged(run, damage, message)
 
 
 def test_resume_through_the_library_refuses_the_same_damage_and_changes_nothing(run: Path) -> None:
@@ -253,12 +258,7 @@ REFUSED_GROUP: list[tuple[str, Callable[[Path], None], str]] = [
 
 @pytest.mark.parametrize(("damage", "message"), [case[1:] for case in REFUSED_GROUP], ids=[case[0] for case in REFUSED_GROUP])
 def test_group_resume_refuses_damage_in_one_line_and_changes_nothing(group: Path, damage: Callable[[Path], None], message: str) -> None:
-    damage(group)
-    before = digest(group)
-    code, lines = resume_cli(group)
-    assert code == 2
-    assert len(lines) == 1 and message in lines[0], lines
-    assert digest(group) == before
+    assert_resume_refused_unchanged(group, damage, message)
 
 
 def test_group_resume_falls_back_past_a_truncated_newest_checkpoint(group: Path) -> None:
