@@ -144,6 +144,9 @@ def preset_for(preset_name: str | None, env_id: str | None) -> str:
     env_id = env_id or Config().env_id
     found = preset_for_env(env_id)
     if found is None:
+        from fastdqn.envs.spaces import find_spec
+
+        find_spec(env_id)  # an unknown id is refused in its own line first, never announced as "no preset"
         err_console.print(
             f"note: no preset for {env_id}; using the general `{GENERAL}` preset (`fastdqn presets` lists them; --preset NAME picks one)",
             highlight=False,

@@ -57,16 +57,28 @@ class Collector:
         self.obs = state["obs"].to(self.envs.device)
 
 
+def fuse_blockers(envs: DeviceVectorEnv, buffer: ReplayBuffer, nstep: NStepWriter | None) -> list[str]:
+    """What keeps this run from the fused step, each as the option that would change it; empty when it can fuse.
+
+    The fused step covers native envs writing one-step rows into a tensor ring with uniform sampling.
+    """
+    blockers = []
+    if not isinstance(envs, TorchVectorEnv):
+        blockers.append("a native env (--env-backend torch: CartPole-v1, Acrobot-v1, MountainCar-v0)")
+    if nstep is not None or "discount" in getattr(buffer.storage, "fields", {}):
+        blockers.append("--n-step 1")
+    if not isinstance(buffer.sampler, UniformSampler):
+        blockers.append("no --per")
+    if not isinstance(buffer.storage, TensorStorage):
+        blockers.append("--replay-storage tensor")
+    if buffer.capacity < envs.num_envs:
+        blockers.append(f"--buffer-capacity at least --num-envs ({envs.num_envs})")
+    return blockers
+
+
 def can_fuse(envs: DeviceVectorEnv, buffer: ReplayBuffer, nstep: NStepWriter | None) -> bool:
     """The fused step covers native envs writing one-step rows into a tensor ring with uniform sampling."""
-    return (
-        isinstance(envs, TorchVectorEnv)
-        and nstep is None
-        and isinstance(buffer.storage, TensorStorage)
-        and isinstance(buffer.sampler, UniformSampler)
-        and "discount" not in buffer.storage.fields
-        and buffer.capacity >= envs.num_envs
-    )
+    return not fuse_blockers(envs, buffer, nstep)
 
 
 class FusedCollector(Collector):
@@ -197,8 +209,5 @@ def make_collector(agent: DQNAgent, envs: DeviceVectorEnv, buffer: ReplayBuffer,
         assert isinstance(envs, TorchVectorEnv)
         return FusedCollector(agent, envs, buffer, "cuda_graph" if envs.device.type == "cuda" else "compile")
     if choice == "on":
-        raise ConfigError(
-            "--fuse-step on needs a native env (--env-backend torch: CartPole-v1, Acrobot-v1, MountainCar-v0), "
-            "--n-step 1, no --per and a tensor replay ring at least --num-envs rows long; drop --fuse-step or change those"
-        )
+        raise ConfigError(f"--fuse-step on needs {' and '.join(fuse_blockers(envs, buffer, nstep))}; drop --fuse-step or change that")
     return Collector(agent, envs, buffer, nstep)

@@ -104,6 +104,23 @@ def test_fuse_step_on_is_refused_where_the_step_cannot_be_fused(tmp_path: Path) 
         fastdqn.train(cfg)
 
 
+@pytest.mark.parametrize(
+    ("changes", "named", "not_named"),
+    [
+        ({"per": True}, "no --per", "native env"),
+        ({"n_step": 3}, "--n-step 1", "--per"),
+        ({"per": True, "n_step": 3}, "--n-step 1 and no --per", "native env"),
+    ],
+)
+def test_fuse_step_refusal_names_only_what_blocks_it(tmp_path: Path, changes: dict[str, object], named: str, not_named: str) -> None:
+    cfg = quiet_config(tmp_path, env_backend="torch", fuse_step="on", total_steps=2_000, **changes)
+    with pytest.raises(fastdqn.ConfigError) as refused:
+        fastdqn.train(cfg)
+    message = str(refused.value)
+    assert message.startswith("--fuse-step on needs") and named in message and not_named not in message
+    assert "\n" not in message
+
+
 def test_fuse_step_auto_keeps_the_general_path_on_cpu() -> None:
     cfg = quiet_config("unused", env_backend="torch")
     envs = make_envs("CartPole-v1", 16, backend="torch")

@@ -25,6 +25,14 @@ def test_env_id_picks_its_own_preset_without_being_told(env_id: str, name: str) 
     assert cfg.preset == name
 
 
+def test_an_unknown_env_id_is_refused_before_any_note_about_presets(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--env", "CartPol-v1", "--out", str(tmp_path), "--quiet"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code != 0 and not any(line.startswith("note:") for line in lines), result.output
+    assert lines[0].startswith("error: unknown env id 'CartPol-v1'") and "CartPole-v1" in result.output
+    assert not any(tmp_path.iterdir())
+
+
 def test_preset_option_overrides_the_env_ids_preset() -> None:
     cfg = build_config("cartpole-fast", None, {"env_id": "Acrobot-v1", "seed": "4"})
     assert cfg == preset("cartpole-fast").replace(env_id="Acrobot-v1", seed=4)
