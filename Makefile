@@ -31,7 +31,7 @@ $(VENV)/.test-installed: $(VENV)/.installed
 test: install $(VENV)/.test-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# the bench also compares against Stable-Baselines3's buffer, an extra the tests never need
+# the bench also compares against Stable-Baselines3's and TorchRL's buffers, an extra the tests never need
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev,atari,bench]"
 	touch $@

@@ -8,6 +8,7 @@ import pytest
 
 from bench import cases
 from bench.baselines.sb3_buffer import sb3_missing
+from bench.baselines.torchrl_buffer import torchrl_missing
 from bench.conftest import DEVICES, PROFILE, time_micro
 
 
@@ -37,11 +38,18 @@ def bench_replay_sample(benchmark: Any, device: str, impl: str, batch_size: int)
     time_micro(benchmark, fn, iterations=1 if impl == "baseline" else 5, what=f"{what}, {PROFILE.replay_rows:,} rows held")
 
 
-@pytest.mark.parametrize("impl", ["fastdqn", "bare"])
+@pytest.mark.parametrize("impl", ["fastdqn", "bare", "torchrl"])
 @pytest.mark.parametrize("device", DEVICES)
 def bench_replay_path(benchmark: Any, device: str, impl: str) -> None:
+    reason = torchrl_missing() if impl == "torchrl" else None
+    if reason is not None:
+        pytest.skip(reason)
     fn = cases.replay_path(impl, device, capacity=PROFILE.replay_rows)
-    what = {"fastdqn": "ReplayBuffer.extend + sample_tensors", "bare": "bare five-tensor ring add + sample"}[impl]
+    what = {
+        "fastdqn": "ReplayBuffer.extend + sample_tensors",
+        "bare": "bare five-tensor ring add + sample",
+        "torchrl": "TorchRL ReplayBuffer(LazyTensorStorage) extend + sample",
+    }[impl]
     time_micro(benchmark, fn, iterations=5, what=f"{what}: one 16-env step in, 256 rows out, K = 1")
 
 

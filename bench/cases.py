@@ -221,8 +221,9 @@ def replay_extend(impl: str, num_envs: int, device: str, capacity: int) -> Calla
 def replay_path(impl: str, device: str, capacity: int) -> Callable[[], object]:
     """One replay step of a training loop: extend one 16-env vector step, then sample 256 rows as tensors.
 
-    impl: `fastdqn` (the public `ReplayBuffer.extend` + `sample_tensors`, K = 1) or `bare` (five
-    tensors, `arange % capacity` writes and one `torch.randint`, the floor a hand-written ring sets).
+    impl: `fastdqn` (the public `ReplayBuffer.extend` + `sample_tensors`, K = 1), `bare` (five
+    tensors, `arange % capacity` writes and one `torch.randint`, the floor a hand-written ring sets)
+    or `torchrl` (TorchRL's `ReplayBuffer(LazyTensorStorage)`: `extend` a TensorDict, `sample`).
     The buffer starts full, so every step pays the wrap-around a long run pays.
     """
     step = {k: torch.from_numpy(v).to(device) for k, v in cartpole_step_rows(16).items() if k != "done"}
@@ -239,6 +240,21 @@ def replay_path(impl: str, device: str, capacity: int) -> Callable[[], object]:
             return batch
 
         return bare_step
+    if impl == "torchrl":
+        from bench.baselines.torchrl_buffer import as_tensordict, torchrl_buffer
+
+        peer = torchrl_buffer(capacity, 256, device)
+        peer.extend(as_tensordict(filled))
+        rows = as_tensordict(step)
+
+        def torchrl_step() -> object:
+            peer.extend(rows)
+            batch = peer.sample()
+            fields = tuple(batch[name] for name in ("obs", "action", "reward", "next_obs", "terminated"))  # tensors for the update
+            synchronize(device)
+            return fields
+
+        return torchrl_step
     buffer = ReplayBuffer.create(capacity, (4,), device=device)
     buffer.extend(filled)
 

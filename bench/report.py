@@ -348,6 +348,16 @@ def targets(rows: list[Row]) -> list[tuple[str, str, str]]:
                 verdict(speedup >= 1.0),
             )
         )
+    peer = find(rows, "bench_replay_path", device="cpu", impl="torchrl")
+    if whole is not None and whole.median:
+        ratio = peer.median / whole.median if peer is not None and peer.status == "ok" and peer.median else None
+        out.append(
+            (
+                "replay path timed as one step >= 3x TorchRL's ReplayBuffer(LazyTensorStorage)",
+                "-" if ratio is None else f"{ratio:.2f}x (TorchRL {fmt_time(peer.median if peer else None)})",
+                verdict(None if ratio is None else ratio >= 3.0),
+            )
+        )
     sb3 = replay_path("sb3", "sb3")
     out.append(
         (
