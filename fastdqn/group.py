@@ -18,16 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
+from fastdqn import engine
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.config import SHAPE_FIELDS, Config, ConfigError
 from fastdqn.device import resolve_device
-from fastdqn.envs import EnvStep, is_atari
+from fastdqn.engine import Member, Parts, torch_threads
+from fastdqn.envs import is_atari
 from fastdqn.episodes import EpisodeTracker
-from fastdqn.evaluate import Evaluation
-from fastdqn.finite import NonFiniteEnvOutput
 from fastdqn.group_checkpoint import (
     check_member_files,
     group_payload,
@@ -42,12 +39,10 @@ from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.members import MemberAgents
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import MemberNStep
-from fastdqn.per import PrioritizedSampler
-from fastdqn.run_state import RunResult
+from fastdqn.run_state import LoopState, RunResult
 from fastdqn.runfolder import claims_run_folder, make_run_folder
-from fastdqn.schedules import epsilon_at, linear_schedule
-from fastdqn.signals import stop_on_signals
-from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, record_eval, seed_everything
+from fastdqn.sources import MemberSource
+from fastdqn.train import make_run_dir, seed_everything
 
 MEMBER_FIELDS = (
     "seed",
@@ -149,13 +144,12 @@ def train_many(
     check_group(cfgs)
     cfg = cfgs[0]
     device = resolve_device(cfg.device)
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
+    torch_threads(cfg)
     seed_everything(cfg.seed)
     k, n = len(cfgs), cfg.num_envs
     envs = MemberEnvs(cfgs, n, device)
     spaces = envs.spaces
-    members = MemberAgents(cfgs, spaces, device)
+    learner = MemberAgents(cfgs, spaces, device)
     replay = ReplayBuffer.for_members(cfgs, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1)
     nstep = MemberNStep(cfg.n_step, cfg.gamma, k * n, n, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
     evaluator = MemberEvaluator(cfgs, device) if cfg.eval_every_steps else None
@@ -167,130 +161,47 @@ def train_many(
     run_dirs = [group_dir / name if resume is not None else make_run_dir(c, overwrite) for c, name in zip(cfgs, names, strict=True)]
     if resume is not None and saved is not None:
         check_member_files(saved, run_dirs)  # every member's files, before any of them is cut back
-    results = [RunResult(members.agents[i], replay.member(i), [], run_dirs[i]) for i in range(k)]
-    live = list(range(k))  # the members still training, in the order of the stacked tensors' slots
-    status = ["running"] * k
-    obs = envs.reset([c.seed for c in cfgs])
-    env_steps = vector_steps = 0
-    next_eval, next_log = cfg.eval_every_steps, cfg.log_every_steps
-    next_checkpoint = cfg.checkpoint_every_steps or max(c.total_steps for c in cfgs)
+    results = [RunResult(learner.agents[i], replay.member(i), [], run_dirs[i]) for i in range(k)]
+    source = MemberSource(learner, envs, replay, nstep)
+    source.reset([c.seed for c in cfgs])
+    live, status = list(range(k)), ["running"] * k
+    state = LoopState(0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or max(c.total_steps for c in cfgs))
     if saved is not None:
         start_time = start_time_from(saved)
-        live, status, counters, obs = restore_group(saved, cfgs, members, replay, nstep, envs, evaluator, results)
-        env_steps, vector_steps, next_eval, next_log, next_checkpoint = counters
+        live, status, counters, source.obs = restore_group(saved, cfgs, learner, replay, nstep, envs, evaluator, results)
+        state = LoopState(*counters)
     log_steps = -(-cfg.log_every_steps // n) + 1
-    trackers = [EpisodeTracker(n, device, log_steps) for _ in cfgs]
-    resume_at = env_steps if saved is not None else None
-    metrics = [
-        Metrics(r.run_dir, c.total_steps, start_time, resume_at=resume_at, state=saved["metrics"][i] if saved else None, config=c)
-        for i, (r, c) in enumerate(zip(results, cfgs, strict=True))
-    ]
-    for i, (tracker, metric, result) in enumerate(zip(trackers, metrics, results, strict=True)):
-        tracker.sink, result.metrics = metric, metric.rows
+    resume_at = state.env_steps if saved is not None else None
+    group: list[Member] = []
+    for i, (c, result) in enumerate(zip(cfgs, results, strict=True)):
+        metrics = Metrics(
+            result.run_dir, c.total_steps, start_time, resume_at=resume_at, state=saved["metrics"][i] if saved else None, config=c
+        )
+        tracker = EpisodeTracker(n, device, log_steps, sink=metrics)
+        result.metrics = metrics.rows
         if saved is not None and i in live and saved["envs"] is not None:
             tracker.load_state_dict(saved["trackers"][i])
         if i not in live:
-            metric.close()
-        tracker.log_start = env_steps
-    display = GroupProgress(k, max(c.total_steps for c in cfgs)) if progress else None
-    learning_starts = np.array([c.learning_starts for c in cfgs])
-    total_steps = np.array([c.total_steps for c in cfgs])
-    stats: dict[str, torch.Tensor] | None = None
-    try:
-        with stop_on_signals() as stop:
-            while live:
-                epsilons = [epsilon_at(cfgs[i], env_steps) for i in live]
-                actions = members.act(obs.view(len(live), n, *spaces.obs_shape), epsilons).view(-1)  # (K*N,)
-                step = _step(envs, actions, env_steps)
-                if nstep is None:
-                    rows = step.transitions(obs, actions)
-                    row_members = None if step.valid is None else np.flatnonzero(step.valid) // n
-                else:
-                    rows = nstep.push_step(obs, actions, step)
-                    row_members = nstep.row_members
-                replay.extend(rows, row_members)
-                obs = step.next_obs
-                env_steps += n
-                vector_steps += 1
-                for slot, i in enumerate(live):
-                    trackers[i].record(envs.member_step(step, slot), env_steps)
-                learning = (env_steps >= learning_starts[live]) & (replay.sizes >= cfg.batch_size)
-                if learning.any() and vector_steps % cfg.train_every == 0:
-                    stats = _update(cfgs, live, members, replay, learning, env_steps)
+            metrics.close()
+        tracker.log_start = state.env_steps
+        group.append(Member(c, result, metrics, tracker, status[i]))
 
-                evaluations: list[Evaluation | None] = [None] * len(live)
-                diverged = np.zeros(len(live), dtype=bool)
-                if evaluator is not None and env_steps >= next_eval:
-                    next_eval += cfg.eval_every_steps
-                    evaluations = list(evaluator.run(members))
-                    diverged = ~_finite(members, stats)
-                stopping = env_steps >= total_steps[live]
-                for slot, i in enumerate(live):
-                    evaluation = None if diverged[slot] else evaluations[slot]  # a diverged member never competes for best.pt
-                    if evaluation is not None and record_eval(results[i], cfgs[i], evaluation, env_steps, start_time):
-                        members.export(slot).save(results[i].run_dir / "best.pt")
-                    stopping[slot] |= results[i].solved_at_step is not None
-                failed = np.zeros(len(live), dtype=bool)
-                log_now = env_steps >= next_log
-                log_due = log_now or stopping.any() or evaluations[0] is not None
-                interrupted = stop.requested or (interrupt_at_step is not None and env_steps >= interrupt_at_step)
-                # a checkpoint between log rows checks too: a member that diverged since the last row stops
-                # alone here, instead of its NaN weights making the whole group's checkpoint refuse
-                if log_due or env_steps >= next_checkpoint or interrupted:
-                    next_log += cfg.log_every_steps if log_now else 0
-                    failed = ~_finite(members, stats)
-                    for slot, i in enumerate(live):
-                        if failed[slot]:  # this member stops; its best.pt is kept, no final.pt is written over it
-                            status[i] = f"failed: NaN/inf loss or weights before env step {env_steps}"
-                            results[i].env_steps = env_steps
-                            metrics[i].close()
-                            continue
-                        if log_due:
-                            trackers[i].flush(env_steps)
-                            member_stats = (
-                                None if stats is None or members.updates[slot] == 0 else {key: v[slot] for key, v in stats.items()}
-                            )
-                            metrics[i].log(env_steps, int(members.updates[slot]), epsilons[slot], member_stats, evaluations[slot])
-                    if display is not None and log_due:
-                        display.update(env_steps, results, metrics)
-                for slot, i in enumerate(live):
-                    if stopping[slot] and not failed[slot]:
-                        _finish(members, replay, slot, results[i], metrics[i], env_steps, start_time)
-                        status[i] = "solved" if results[i].solved_at_step is not None else "total_steps"
-                if (stopping | failed).all():
-                    live = []
-                elif (stopping | failed).any():  # the stopped members leave the stacks: the rest go on at their cost
-                    keep = [slot for slot in range(len(live)) if not (stopping[slot] or failed[slot])]
-                    obs = obs.view(len(live), n, *spaces.obs_shape)[keep].flatten(0, 1)
-                    live = [live[slot] for slot in keep]
-                    for part in (members, replay, envs, *(x for x in (nstep, evaluator) if x is not None)):
-                        part.keep(keep)
-                    stats = None if stats is None else {name: v[keep] for name, v in stats.items()}
-                if live and (env_steps >= next_checkpoint or interrupted):
-                    next_checkpoint += cfg.checkpoint_every_steps if env_steps >= next_checkpoint else 0
-                    for i in live:
-                        trackers[i].flush(env_steps)
-                    counters = [env_steps, vector_steps, next_eval, next_log, next_checkpoint]
-                    payload = group_payload(cfg, members, replay, nstep, envs, obs, live, status, counters, trackers, metrics, results)
-                    path = save_group_checkpoint(
-                        group_dir, env_steps, cfg.checkpoint_keep, {**payload, "wall_seconds": time.perf_counter() - start_time}
-                    )
-                    if interrupted:
-                        raise TrainingInterrupted(
-                            f"{stop.signal_name or 'SIGINT'} at env step {env_steps:,}: checkpoint written to {path}; "
-                            f"continue with: fastdqn train --resume {group_dir}",
-                            path,
-                            128 + (stop.signal_number or 2),
-                        )
-    finally:
-        for i in live:  # stopped members closed theirs
-            metrics[i].close()
-        if display is not None:
-            display.close()
-        envs.close()
-        if evaluator is not None:
-            evaluator.close()
-    write_summary(group_dir, cfgs, results, status)
+    def save(state: LoopState, live: list[int]) -> Path:
+        counters = [state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint]
+        trackers, metrics, statuses = [m.tracker for m in group], [m.metrics for m in group], [m.status for m in group]
+        payload = group_payload(cfg, learner, replay, nstep, envs, source.obs, live, statuses, counters, trackers, metrics, results)
+        return save_group_checkpoint(
+            group_dir, state.env_steps, cfg.checkpoint_keep, {**payload, "wall_seconds": time.perf_counter() - start_time}
+        )
+
+    display = GroupProgress(k, max(c.total_steps for c in cfgs)) if progress else None
+    engine.run(
+        Parts(learner, source, replay, evaluator, group, group_dir, save, single=False, display=display),
+        state,
+        start_time,
+        interrupt_at_step,
+    )
+    write_summary(group_dir, cfgs, results, [m.status for m in group])
     if cfg.save_plot if plot is None else plot:
         plot_group(group_dir, results)
     return results
@@ -304,46 +215,3 @@ def plot_group(group_dir: Path, results: Sequence[RunResult]) -> None:
     for result in results:
         plot_run(result.run_dir)
     plot_group_returns(group_dir, [r.run_dir for r in results])
-
-
-def _update(
-    cfgs: Sequence[Config], live: Sequence[int], members: MemberAgents, replay: ReplayBuffer, learning: np.ndarray, env_steps: int
-) -> dict[str, torch.Tensor]:
-    """`gradient_steps` stacked updates; prioritized replay anneals each member's beta and gets new priorities."""
-    for slot, i in enumerate(live):
-        sampler = replay.samplers[slot]
-        if isinstance(sampler, PrioritizedSampler):
-            sampler.beta = linear_schedule(cfgs[i].per_beta_start, 1.0, cfgs[i].total_steps, env_steps)
-    for _ in range(cfgs[0].gradient_steps):
-        batch = replay.sample_members(cfgs[0].batch_size, learning)
-        stats = members.update(batch, learning)
-        replay.update_member_priorities(batch, stats["td_error"], learning)
-    return stats
-
-
-def _step(envs: MemberEnvs, actions: torch.Tensor, env_steps: int) -> EnvStep:
-    try:
-        return envs.step(actions)
-    except NonFiniteEnvOutput as error:
-        raise TrainingFailed(error.at_step(env_steps)) from None
-    except Exception as error:
-        raise TrainingFailed(f"the env raised during step at env step {env_steps}: {type(error).__name__}: {error}") from error
-
-
-def _finite(members: MemberAgents, stats: dict[str, torch.Tensor] | None) -> np.ndarray:
-    """(K,) bool on the host: member k's weights and last loss are finite (one sync)."""
-    finite = torch.isfinite(members.online).all(dim=1)
-    if stats is not None:
-        finite &= torch.isfinite(stats["loss"])
-    return finite.cpu().numpy()
-
-
-def _finish(
-    members: MemberAgents, replay: ReplayBuffer, i: int, result: RunResult, metrics: Metrics, env_steps: int, start_time: float
-) -> None:
-    """Freeze member i: its final.pt is written and its counters recorded; the others go on."""
-    members.export(i).save(result.run_dir / "final.pt")
-    result.buffer = replay.member(i)
-    result.env_steps = env_steps
-    result.wall_seconds = time.perf_counter() - start_time
-    metrics.close()

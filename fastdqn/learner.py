@@ -20,16 +20,19 @@ from fastdqn.checkpoint import apply_repairs, restoring, write_run_checkpoint
 from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.distributed import ActorLog, ActorPool, DistributedResult, _Metrics, _spaces, connect, extend_with_priorities, require_ray
+from fastdqn.engine import interrupted_error, learn, record_eval, require_finite
 from fastdqn.evaluate import Evaluator
+from fastdqn.learners import SingleLearner
 from fastdqn.metrics import check_run_csvs
 from fastdqn.resume import load_for_resume, restore_results, restore_rng, results_state, rng_state
 from fastdqn.run_state import LoopState
 from fastdqn.runfolder import claims_run_folder
 from fastdqn.schedules import epsilon_at
 from fastdqn.signals import stop_on_signals
-from fastdqn.train import _check_finite, _interrupted, _update, build_replay, finish_run, make_run_dir, record_eval, seed_everything
+from fastdqn.train import build_replay, finish_run, make_run_dir, seed_everything
 
 AfterChunk = Callable[[ActorPool, LoopState], None]
+ACTIVE = np.ones(1, dtype=bool)
 
 
 @claims_run_folder()  # as train.train: the run folder is checked and locked before anything is built
@@ -61,6 +64,7 @@ def train_distributed(
     spaces = _spaces(cfg)
     buffer, _ = build_replay(cfg.replace(replay_storage="tensor"), spaces, device)  # n-step windows are folded by the actors
     agent = DQNAgent(cfg, spaces, device)
+    learner = SingleLearner(agent)
     evaluator = Evaluator.for_run(cfg, device) if cfg.eval_every_steps else None
     started = connect(cfg)  # an unreachable cluster fails before a run folder is made
     run_dir = resume if resume is not None else make_run_dir(cfg, overwrite)
@@ -101,7 +105,7 @@ def train_distributed(
                     if state.env_steps >= cfg.learning_starts:  # the single-process replay ratio, in whole rounds
                         rounds_owed += int(chunk["env_steps"]) / (cfg.num_envs * cfg.train_every)
                         while rounds_owed >= 1 and len(buffer) >= cfg.batch_size:
-                            stats = _update(cfg, agent, buffer, state.env_steps)
+                            stats = learn([cfg], learner, buffer, ACTIVE, state.env_steps)
                             rounds_owed -= 1
                     if agent.updates - pool.published_at >= cfg.weights_every:
                         pool.publish(agent)
@@ -112,7 +116,7 @@ def train_distributed(
                 if chunk is not None and evaluator is not None and state.env_steps >= state.next_eval:
                     state.next_eval = (state.env_steps // cfg.eval_every_steps + 1) * cfg.eval_every_steps
                     # a diverged model is never evaluated, so it never competes for best.pt
-                    last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
+                    last_good_step = require_finite(learner.finite(stats), last_good_step, state.env_steps)
                     evaluation = evaluator.run(agent, cfg.stop_at_return)
                     if record_eval(result, cfg, evaluation, state.env_steps, start_time):
                         agent.save(run_dir / "best.pt")
@@ -122,7 +126,7 @@ def train_distributed(
                 if chunk is not None and (state.env_steps >= state.next_log or evaluation is not None or done):
                     if state.env_steps >= state.next_log:
                         state.next_log = (state.env_steps // cfg.log_every_steps + 1) * cfg.log_every_steps
-                    last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
+                    last_good_step = require_finite(learner.finite(stats), last_good_step, state.env_steps)
                     row = actor_log.log(state.env_steps, agent.updates, pool)
                     metrics.log(
                         state.env_steps,
@@ -141,10 +145,10 @@ def train_distributed(
                         state.next_checkpoint = (state.env_steps // (cfg.checkpoint_every_steps or cfg.total_steps) + 1) * (
                             cfg.checkpoint_every_steps or cfg.total_steps
                         )
-                    last_good_step = _check_finite(agent, stats, last_good_step, state.env_steps)
+                    last_good_step = require_finite(learner.finite(stats), last_good_step, state.env_steps)
                     path = _save(run_dir, cfg, agent, state, pool, rounds_owed, metrics, result, start_time)
                     if interrupted:
-                        raise _interrupted(stop, path, run_dir, state.env_steps)
+                        raise interrupted_error(stop, path, run_dir, state.env_steps)
                 if done:
                     break
     finally:

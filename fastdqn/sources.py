@@ -1,0 +1,84 @@
+"""Row sources: what feeds the engine's replay, act -> env step -> replay write, once per vector step.
+
+- `LocalSource`: a single run's collector (collect.py), the general path or the fused device step;
+- `MemberSource`: K members' envs as one K x N env (member_envs.py), their stacked act, n-step
+  windows over all K x N envs, and the member-tagged replay write.
+Both return the step's `EnvStep` (K x N rows, member k's at k*N..(k+1)*N-1) for episode bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from fastdqn.buffer import ReplayBuffer
+from fastdqn.collect import Collector
+from fastdqn.envs import EnvStep
+from fastdqn.member_envs import MemberEnvs
+from fastdqn.members import MemberAgents
+from fastdqn.nstep import MemberNStep
+
+
+class LocalSource:
+    """A single run's collector as a row source (K = 1)."""
+
+    def __init__(self, collector: Collector):
+        self.collector = collector
+
+    def step(self, epsilons: Sequence[float]) -> EnvStep:
+        return self.collector.step(epsilons[0])
+
+    def member_step(self, step: EnvStep, slot: int) -> EnvStep:
+        return step
+
+    def keep(self, slots: Sequence[int]) -> None:
+        """A single run never shrinks."""
+
+    def close(self) -> None:
+        self.collector.envs.close()
+
+
+class MemberSource:
+    """K members' envs, acting, n-step windows and replay write; `obs` (K*N, *obs_shape) is what the next step acts on."""
+
+    def __init__(self, learner: MemberAgents, envs: MemberEnvs, replay: ReplayBuffer, nstep: MemberNStep | None):
+        self.learner, self.envs, self.replay, self.nstep = learner, envs, replay, nstep
+        self.n = envs.n
+        self.obs_shape = envs.spaces.obs_shape
+        self.obs = torch.zeros(0)
+
+    def reset(self, seeds: Sequence[int]) -> None:
+        self.obs = self.envs.reset(seeds)
+
+    def step(self, epsilons: Sequence[float]) -> EnvStep:
+        k, obs = self.envs.k, self.obs
+        actions = self.learner.act(obs.view(k, self.n, *self.obs_shape), epsilons).view(-1)  # (K*N,)
+        step = self.envs.step(actions)
+        if self.nstep is None:
+            rows = step.transitions(obs, actions)
+            row_members = None if step.valid is None else np.flatnonzero(step.valid) // self.n
+        else:
+            rows = self.nstep.push_step(obs, actions, step)
+            row_members = self.nstep.row_members
+        self.replay.extend(rows, row_members)
+        self.obs = step.next_obs
+        return step
+
+    def member_step(self, step: EnvStep, slot: int) -> EnvStep:
+        return self.envs.member_step(step, slot)
+
+    def keep(self, slots: Sequence[int]) -> None:
+        """Go on with the members at `slots` only, each env where it is."""
+        self.obs = self.obs.view(self.envs.k, self.n, *self.obs_shape)[list(slots)].flatten(0, 1)
+        self.envs.keep(slots)
+        if self.nstep is not None:
+            self.nstep.keep(slots)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"obs": self.obs.cpu().clone()}
+
+    def close(self) -> None:
+        self.envs.close()
