@@ -25,20 +25,13 @@ from fastdqn.device import resolve_device
 from fastdqn.engine import Member, Parts, torch_threads
 from fastdqn.envs import is_atari
 from fastdqn.episodes import EpisodeTracker
-from fastdqn.group_checkpoint import (
-    check_member_files,
-    group_payload,
-    load_group_checkpoint,
-    restore_group,
-    save_group_checkpoint,
-    start_time_from,
-    write_group_json,
-)
+from fastdqn.group_checkpoint import write_group_json
 from fastdqn.group_report import GroupProgress, write_summary
 from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.members import MemberAgents
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import MemberNStep
+from fastdqn.resume import check_member_files, checkpoint_payload, load_group_checkpoint, restore, save_checkpoint
 from fastdqn.run_state import LoopState, RunResult
 from fastdqn.runfolder import claims_run_folder, make_run_folder
 from fastdqn.sources import MemberSource
@@ -164,35 +157,30 @@ def train_many(
     results = [RunResult(learner.agents[i], replay.member(i), [], run_dirs[i]) for i in range(k)]
     source = MemberSource(learner, envs, replay, nstep)
     source.reset([c.seed for c in cfgs])
-    live, status = list(range(k)), ["running"] * k
+    trackers = [EpisodeTracker(n, device, -(-cfg.log_every_steps // n) + 1) for _ in cfgs]
+    statuses = ["running"] * k
     state = LoopState(0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or max(c.total_steps for c in cfgs))
     if saved is not None:
-        start_time = start_time_from(saved)
-        live, status, counters, source.obs = restore_group(saved, cfgs, learner, replay, nstep, envs, evaluator, results)
-        state = LoopState(*counters)
-    log_steps = -(-cfg.log_every_steps // n) + 1
+        seeds = [c.seed for c in cfgs]
+        statuses, start_time = restore(saved, learner, replay, source, evaluator, state, results, trackers, seeds, group_dir, single=False)
     resume_at = state.env_steps if saved is not None else None
     group: list[Member] = []
-    for i, (c, result) in enumerate(zip(cfgs, results, strict=True)):
+    for i, (c, result, tracker) in enumerate(zip(cfgs, results, trackers, strict=True)):
         metrics = Metrics(
             result.run_dir, c.total_steps, start_time, resume_at=resume_at, state=saved["metrics"][i] if saved else None, config=c
         )
-        tracker = EpisodeTracker(n, device, log_steps, sink=metrics)
-        result.metrics = metrics.rows
-        if saved is not None and i in live and saved["envs"] is not None:
-            tracker.load_state_dict(saved["trackers"][i])
-        if i not in live:
+        tracker.sink, result.metrics = metrics, metrics.rows
+        if statuses[i] != "running":
             metrics.close()
-        tracker.log_start = state.env_steps
-        group.append(Member(c, result, metrics, tracker, status[i]))
+        group.append(Member(c, result, metrics, tracker, statuses[i]))
 
     def save(state: LoopState, live: list[int]) -> Path:
-        counters = [state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint]
-        trackers, metrics, statuses = [m.tracker for m in group], [m.metrics for m in group], [m.status for m in group]
-        payload = group_payload(cfg, learner, replay, nstep, envs, source.obs, live, statuses, counters, trackers, metrics, results)
-        return save_group_checkpoint(
-            group_dir, state.env_steps, cfg.checkpoint_keep, {**payload, "wall_seconds": time.perf_counter() - start_time}
+        kept = replay if cfg.save_buffer else None
+        metrics, statuses = [m.metrics for m in group], [m.status for m in group]
+        payload = checkpoint_payload(
+            "members", learner.state_dict(), kept, source.state_dict(), state, live, statuses, trackers, metrics, results, start_time
         )
+        return save_checkpoint(group_dir, payload, state.env_steps, cfg.checkpoint_keep)
 
     display = GroupProgress(k, max(c.total_steps for c in cfgs)) if progress else None
     engine.run(

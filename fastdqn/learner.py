@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from fastdqn.agent import DQNAgent
-from fastdqn.checkpoint import apply_repairs, restoring, write_run_checkpoint
+from fastdqn.checkpoint import apply_repairs, restoring
 from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.distributed import ActorLog, ActorPool, DistributedResult, _Metrics, _spaces, connect, extend_with_priorities, require_ray
@@ -24,7 +24,7 @@ from fastdqn.engine import interrupted_error, learn, record_eval, require_finite
 from fastdqn.evaluate import Evaluator
 from fastdqn.learners import SingleLearner
 from fastdqn.metrics import check_run_csvs
-from fastdqn.resume import load_for_resume, restore_results, restore_rng, results_state, rng_state
+from fastdqn.resume import checkpoint_payload, load_for_resume, restore_result, restore_rng, save_checkpoint
 from fastdqn.run_state import LoopState
 from fastdqn.runfolder import claims_run_folder
 from fastdqn.schedules import epsilon_at
@@ -74,7 +74,7 @@ def train_distributed(
     if saved is not None:
         start_time, rounds_owed = _restore(saved, state, result)
     resume_at = state.env_steps if saved is not None else None
-    metrics_state = saved["metrics"] if saved is not None else None
+    metrics_state = saved["metrics"][0] if saved is not None else None
     metrics = _Metrics(run_dir, cfg.total_steps, start_time, progress, resume_at=resume_at, state=metrics_state, config=cfg)
     actor_log = ActorLog(run_dir, cfg.actors, start_time, resume_at)
     result.metrics = metrics.rows
@@ -176,23 +176,26 @@ def _save(
     result: DistributedResult,
     start_time: float,
 ) -> Path:
-    """A resumable checkpoint: `resume.save_run_checkpoint`'s payload, with the actor pool's counters for the env."""
-    payload = {
-        "agent": agent.state_dict(),
-        "buffer": result.buffer.state_dict() if cfg.save_buffer else None,
-        "nstep": None,
-        "env": None,
-        "loop": {
-            "counters": [state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint],
-            "actors": {"env_steps": list(pool.env_steps), "restarts": list(pool.restarts), "lost_chunks": pool.lost_chunks},
-            "rounds_owed": rounds_owed,
-        },
-        "run": results_state(result, start_time),
-        "metrics": metrics.state_dict(),
-        "rng": rng_state(),
-    }
-    metrics.flush()
-    return write_run_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
+    """A resumable checkpoint: the run's payload, with the actor pool's counters for the env (actors keep no state)."""
+    actors = {"env_steps": list(pool.env_steps), "restarts": list(pool.restarts), "lost_chunks": pool.lost_chunks}
+    no_env = {"env": None, "nstep": None, "position": None}
+    kept = result.buffer if cfg.save_buffer else None
+    payload = checkpoint_payload(
+        "agent",
+        agent.state_dict(),
+        kept,
+        no_env,
+        state,
+        [0],
+        ["running"],
+        [None],
+        [metrics],
+        [result],
+        start_time,
+        actors=actors,
+        rounds_owed=rounds_owed,
+    )
+    return save_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
 
 
 def _load(cfg: Config, run_dir: Path) -> dict[str, Any]:
@@ -212,6 +215,7 @@ def _restore(saved: dict[str, Any], state: LoopState, result: DistributedResult)
         loop = saved["loop"]
         state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
         restore_rng(saved["rng"])
-        start_time, rounds_owed = restore_results(result, saved["run"]), float(loop["rounds_owed"])
+        restore_result(result, saved["run"][0])
+        start_time, rounds_owed = time.perf_counter() - float(saved["wall_seconds"]), float(loop["rounds_owed"])
     apply_repairs(saved, result.run_dir)
     return start_time, rounds_owed

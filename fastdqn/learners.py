@@ -9,6 +9,7 @@ it did before the engine was shared. `MemberAgents` (members.py) is the learner 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +57,12 @@ class SingleLearner:
 
     def keep(self, slots: Sequence[int]) -> None:
         """A single run never shrinks: when its one member stops, the loop ends."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.agent.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state)
 
 
 class SingleEvaluator:

@@ -37,6 +37,26 @@ class LocalSource:
     def keep(self, slots: Sequence[int]) -> None:
         """A single run never shrinks."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """`env`: the env's state (None where a Gymnasium env's cannot be read), `nstep`: its windows, `position`: the obs acted on next."""
+        nstep = self.collector.nstep
+        return {
+            "env": self.collector.envs.state_dict(),
+            "nstep": None if nstep is None else nstep.state_dict(),
+            "position": self.collector.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], seeds: Sequence[int], windows: bool) -> bool:
+        """Put the envs back where they were (False: they start fresh episodes from `seeds`); `windows`: the n-step windows too."""
+        if windows and self.collector.nstep is not None:  # pending rows only make sense with the rows before them
+            self.collector.nstep.load_state_dict(state["nstep"])
+        if state["env"] is None:
+            self.collector.reset(seeds[0])
+            return False
+        self.collector.envs.load_state_dict(state["env"])
+        self.collector.load_state_dict(state["position"])
+        return True
+
     def close(self) -> None:
         self.collector.envs.close()
 
@@ -78,7 +98,19 @@ class MemberSource:
             self.nstep.keep(slots)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"obs": self.obs.cpu().clone()}
+        """As `LocalSource.state_dict`, for every member still training."""
+        nstep = None if self.nstep is None else self.nstep.state_dict()
+        return {"env": self.envs.state_dict(), "nstep": nstep, "position": {"obs": self.obs.cpu().clone()}}
+
+    def load_state_dict(self, state: dict[str, Any], seeds: Sequence[int], windows: bool) -> bool:
+        if windows and self.nstep is not None:
+            self.nstep.load_state_dict(state["nstep"])
+        if state["env"] is None:
+            self.reset(seeds)
+            return False
+        self.envs.load_state_dict(state["env"])
+        self.obs = state["position"]["obs"].to(self.envs.device)
+        return True
 
     def close(self) -> None:
         self.envs.close()

@@ -24,7 +24,7 @@ from fastdqn.learners import SingleEvaluator, SingleLearner
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import NStepWriter
 from fastdqn.per import PrioritizedSampler
-from fastdqn.resume import load_for_resume, restore_run, save_run_checkpoint
+from fastdqn.resume import checkpoint_payload, load_for_resume, restore, save_checkpoint
 from fastdqn.run_state import LoopState, RunResult
 from fastdqn.runfolder import claims_run_folder, make_run_folder
 from fastdqn.sources import LocalSource
@@ -94,24 +94,36 @@ def train(
     run_dir = resume if resume is not None else make_run_dir(cfg, overwrite)
     collector = make_collector(agent, envs, buffer, nstep)
     collector.reset(cfg.seed)
+    learner, source = SingleLearner(agent), LocalSource(collector)
+    runner = SingleEvaluator(evaluator, cfg.stop_at_return) if evaluator is not None else None
     state = LoopState(0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or cfg.total_steps)
     episodes = EpisodeTracker(cfg.num_envs, envs.device, log_steps=-(-cfg.log_every_steps // cfg.num_envs) + 1)
     result = RunResult(agent, buffer, [], run_dir)
     if saved is not None:
-        start_time = restore_run(saved, state, result, envs, collector, nstep, episodes)
-    resume_at, metrics_state = (state.env_steps, saved["metrics"]) if saved is not None else (None, None)
+        _, start_time = restore(saved, learner, buffer, source, runner, state, [result], [episodes], [cfg.seed], run_dir, single=True)
+    resume_at, metrics_state = (state.env_steps, saved["metrics"][0]) if saved is not None else (None, None)
     metrics = Metrics(run_dir, cfg.total_steps, start_time, progress, resume_at=resume_at, state=metrics_state, config=cfg)
     result.metrics, episodes.sink = metrics.rows, metrics
+    member = Member(cfg, result, metrics, episodes)
 
     def save(state: LoopState, live: list[int]) -> Path:
-        return save_run_checkpoint(run_dir, cfg, agent, buffer, nstep, envs, collector, state, episodes, metrics, result, start_time)
+        kept = buffer if cfg.save_buffer else None
+        payload = checkpoint_payload(
+            "agent",
+            agent.state_dict(),
+            kept,
+            source.state_dict(),
+            state,
+            live,
+            [member.status],
+            [episodes],
+            [metrics],
+            [result],
+            start_time,
+        )
+        return save_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
 
-    learner = SingleLearner(agent)
-    member = Member(cfg, result, metrics, episodes)
-    runner = SingleEvaluator(evaluator, cfg.stop_at_return) if evaluator is not None else None
-    engine.run(
-        Parts(learner, LocalSource(collector), buffer, runner, [member], run_dir, save, single=True), state, start_time, interrupt_at_step
-    )
+    engine.run(Parts(learner, source, buffer, runner, [member], run_dir, save, single=True), state, start_time, interrupt_at_step)
     if cfg.save_plot if plot is None else plot:
         from fastdqn.plot import plot_run
 
