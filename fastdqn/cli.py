@@ -305,8 +305,8 @@ def _train(
         age = process_age_seconds()
         start = time.perf_counter() - age if age is not None else START
         run_training = train
-        if cfg.actors > 0:  # Ape-X: Ray actors collect, this process learns (learner.py)
-            from fastdqn.learner import train_distributed
+        if cfg.actors > 0:  # Ape-X: Ray actors collect, this process learns (actor_source.py)
+            from fastdqn.actor_source import train_distributed
 
             run_training = train_distributed
         result = run_training(cfg, progress=not quiet, start_time=start, resume=resume, overwrite=overwrite, plot=False)

@@ -1,6 +1,6 @@
 """`fastdqn train --actors N`: Ape-X on Ray. N actor processes collect; one learner stores, updates and broadcasts.
 
-The learner is the single-process loop's buffer, agent and `_update` on the training device. It never
+The learner is the single-process loop (`engine.run`, fed by `actor_source.ActorSource`) on the training device. It never
 blocks on one actor: each actor has `IN_FLIGHT` chunk requests outstanding, and `ray.wait` hands over
 whichever chunk is ready first. A chunk's rows go into the replay ring (with their initial priorities
 under PER, Ape-X's choice), then the learner owes `env_steps / (num_envs * train_every)` rounds of

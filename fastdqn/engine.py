@@ -34,14 +34,13 @@ from torch import Tensor
 from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.config import Config, FastDQNError
-from fastdqn.envs import EnvStep
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.evaluate import Evaluation
 from fastdqn.finite import UPDATE_FIX, NonFiniteEnvOutput
 from fastdqn.metrics import Metrics
 from fastdqn.per import PrioritizedSampler
 from fastdqn.run_state import LoopState, RunResult
-from fastdqn.schedules import epsilon_at, linear_schedule
+from fastdqn.schedules import linear_schedule
 from fastdqn.signals import StopRequest, stop_on_signals
 
 Stats = dict[str, Tensor]
@@ -92,11 +91,29 @@ class Learner(Protocol):
 
 
 class RowSource(Protocol):
-    """act -> env step -> replay write for every member; returns the step's K x N rows."""
+    """Where rows come from: act -> env step -> replay write for every member, and the episodes that ended."""
 
-    def step(self, epsilons: Sequence[float]) -> EnvStep: ...
+    def epsilons(self, cfgs: Sequence[Config], env_steps: int) -> list[float]:
+        """Each member's exploration rate at `env_steps` (logged with its rows)."""
+        ...
 
-    def member_step(self, step: EnvStep, slot: int) -> EnvStep: ...
+    def step(self, epsilons: Sequence[float], env_steps: int) -> int:
+        """Collect and store one batch of rows; returns the env steps they took (0: none arrived yet)."""
+        ...
+
+    def rounds_due(self, state: LoopState, taken: int) -> int:
+        """Update rounds (of `gradient_steps` each) owed for the rows just stored: the replay ratio."""
+        ...
+
+    def after_learning(self, rounds: int, state: LoopState) -> None:
+        """`rounds` were paid (0 when the members could not learn yet)."""
+        ...
+
+    def settle(self) -> None: ...
+
+    def logged(self, state: LoopState) -> None:
+        """A log row was written: the source adds its own (Ray's `actors.csv`)."""
+        ...
 
     def keep(self, slots: Sequence[int]) -> None: ...
 
@@ -118,7 +135,8 @@ class Member:
     cfg: Config
     result: RunResult
     metrics: Metrics
-    tracker: EpisodeTracker
+    tracker: EpisodeTracker | None
+    """None where the source hands finished episodes to `metrics` itself (Ray actors)."""
     status: str = "running"
 
 
@@ -153,17 +171,19 @@ def run(parts: Parts, state: LoopState, start_time: float, interrupt_at_step: in
     try:
         with stop_on_signals() as stop:
             while live:
-                epsilons = [epsilon_at(members[i].cfg, state.env_steps) for i in live]
-                step = _collect(source, epsilons, state.env_steps)  # act -> env step -> replay write
-                state.env_steps += cfg.num_envs
-                state.vector_steps += 1
-                for slot, i in enumerate(live):
-                    members[i].tracker.record(source.member_step(step, slot), state.env_steps)
-                if state.vector_steps % cfg.train_every == 0:
+                epsilons = source.epsilons([members[i].cfg for i in live], state.env_steps)
+                taken = _collect(source, epsilons, state.env_steps)  # act -> env step -> replay write -> episodes
+                if taken:  # Ray actors may have had no chunk ready yet: then only a signal is news
+                    state.env_steps += taken
+                    state.vector_steps += 1
+                rounds = source.rounds_due(state, taken)
+                if rounds:
                     active = ready if ready is not None else (state.env_steps >= learning_starts[live]) & (replay.sizes >= cfg.batch_size)
                     ready = active if active.all() else None
-                    if active.any():
+                    rounds = rounds if active.any() else 0
+                    for _ in range(rounds):
                         stats = learn([members[i].cfg for i in live], learner, replay, active, state.env_steps)
+                source.after_learning(rounds, state)
 
                 eval_due = parts.evaluator is not None and state.env_steps >= state.next_eval
                 log_now = state.env_steps >= state.next_log
@@ -177,7 +197,7 @@ def run(parts: Parts, state: LoopState, start_time: float, interrupt_at_step: in
                     last_good = require_finite(finite, last_good, state.env_steps)
                 evaluations: list[Evaluation | None] = [None] * len(live)
                 if parts.evaluator is not None and eval_due:
-                    state.next_eval += cfg.eval_every_steps
+                    state.next_eval = next_multiple(state.env_steps, cfg.eval_every_steps)
                     evaluations = [e if finite[slot] else None for slot, e in enumerate(parts.evaluator.run(learner))]
                 stopping = state.env_steps >= total_steps[live]
                 for slot, i in enumerate(live):
@@ -185,13 +205,16 @@ def run(parts: Parts, state: LoopState, start_time: float, interrupt_at_step: in
                     if evaluation is not None and record_eval(member.result, member.cfg, evaluation, state.env_steps, start_time):
                         learner.export(slot).save(member.result.run_dir / "best.pt")
                     stopping[slot] |= member.result.solved_at_step is not None
+                if stopping.all():
+                    source.settle()  # what is still on its way counts (Ray requests that failed as the last chunks came in)
                 if log_now or eval_due or stopping.any():
-                    state.next_log += cfg.log_every_steps if log_now else 0
+                    state.next_log = next_multiple(state.env_steps, cfg.log_every_steps) if log_now else state.next_log
                     for slot, i in enumerate(live):
                         if finite[slot]:
-                            members[i].tracker.flush(state.env_steps)
+                            _flush(members[i], state.env_steps)
                             updates, member_stats = int(learner.updates[slot]), learner.member_stats(stats, slot)
                             members[i].metrics.log(state.env_steps, updates, epsilons[slot], member_stats, evaluations[slot])
+                    source.logged(state)
                     if parts.display is not None:
                         parts.display.update(state.env_steps, [m.result for m in members], [m.metrics for m in members])
                 ending = stopping | ~finite
@@ -211,9 +234,10 @@ def run(parts: Parts, state: LoopState, start_time: float, interrupt_at_step: in
                     stats = None if stats is None else {name: value[keep] for name, value in stats.items()}
                     ready = None if ready is None else ready[keep]
                 if (live or parts.single) and (checkpoint_due or interrupted or not live):
-                    state.next_checkpoint += cfg.checkpoint_every_steps if checkpoint_due else 0
+                    if checkpoint_due:
+                        state.next_checkpoint = next_multiple(state.env_steps, cfg.checkpoint_every_steps or state.next_checkpoint)
                     for i in live:
-                        members[i].tracker.flush(state.env_steps)
+                        _flush(members[i], state.env_steps)
                     path = parts.save(state, live)
                     if interrupted:
                         raise interrupted_error(stop, path, parts.folder, state.env_steps)
@@ -225,6 +249,17 @@ def run(parts: Parts, state: LoopState, start_time: float, interrupt_at_step: in
         source.close()
         if parts.evaluator is not None:
             parts.evaluator.close()
+
+
+def next_multiple(env_steps: int, every: int) -> int:
+    """The next cadence point after `env_steps`: the first multiple of `every` above it (a chunk of Ray
+    rows may cross several; a local step of N <= every envs crosses at most one, as `+= every` would)."""
+    return (env_steps // every + 1) * every
+
+
+def _flush(member: Member, env_steps: int) -> None:
+    if member.tracker is not None:
+        member.tracker.flush(env_steps)
 
 
 def learn(cfgs: Sequence[Config], learner: Learner, replay: ReplayBuffer, active: np.ndarray, env_steps: int) -> Stats:
@@ -249,11 +284,13 @@ def require_finite(finite: np.ndarray, last_good: int, env_steps: int) -> int:
     return env_steps
 
 
-def _collect(source: RowSource, epsilons: Sequence[float], env_steps: int) -> EnvStep:
+def _collect(source: RowSource, epsilons: Sequence[float], env_steps: int) -> int:
     try:
-        return source.step(epsilons)
+        return source.step(epsilons, env_steps)
     except NonFiniteEnvOutput as error:
         raise TrainingFailed(error.at_step(env_steps)) from None
+    except TrainingFailed:
+        raise  # a source that gave up says why itself (Ray actors that kept failing)
     except Exception as error:
         raise TrainingFailed(
             f"the env raised during step at env step {env_steps}: {type(error).__name__}: {error}; checkpoints written before it are kept"

@@ -155,9 +155,9 @@ def train_many(
     if resume is not None and saved is not None:
         check_member_files(saved, run_dirs)  # every member's files, before any of them is cut back
     results = [RunResult(learner.agents[i], replay.member(i), [], run_dirs[i]) for i in range(k)]
-    source = MemberSource(learner, envs, replay, nstep)
-    source.reset([c.seed for c in cfgs])
     trackers = [EpisodeTracker(n, device, -(-cfg.log_every_steps // n) + 1) for _ in cfgs]
+    source = MemberSource(learner, envs, replay, nstep, trackers, cfg.train_every)
+    source.reset([c.seed for c in cfgs])
     statuses = ["running"] * k
     state = LoopState(0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or max(c.total_steps for c in cfgs))
     if saved is not None:

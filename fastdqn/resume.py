@@ -64,10 +64,10 @@ def checkpoint_payload(
     metrics: Sequence[Metrics],
     results: Sequence[RunResult],
     start_time: float,
-    **loop: Any,
 ) -> dict[str, Any]:
     """The whole run at this step. `learner_key`: `agent` (a run folder) or `members` (a group);
-    `buffer`: None leaves the rows out; `loop`: what a row source adds to the loop section."""
+    `buffer`: None leaves the rows out; `source_state`: the row source's `env`, `nstep`, `position`
+    and what it adds to the loop section (`loop`: Ray's actor counters)."""
     for metric in metrics:
         metric.flush()  # the rows up to this checkpoint outlive a crash right after it
     counters = [state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint]
@@ -83,7 +83,7 @@ def checkpoint_payload(
             "episodes": [None if t is None else t.state_dict() for t in trackers],
             "live": list(live),
             "status": list(statuses),
-            **loop,
+            **source_state.get("loop", {}),
         },
         "run": [result_state(r) for r in results],
         "metrics": [m.state_dict() for m in metrics],
@@ -257,7 +257,7 @@ def restore(
         if saved["buffer"] is not None:
             replay.load_state_dict(saved["buffer"])
         state.env_steps, state.vector_steps, state.next_eval, state.next_log, state.next_checkpoint = loop["counters"]
-        position = {"env": saved["env"], "nstep": saved["nstep"], "position": loop["position"]}
+        position = {"env": saved["env"], "nstep": saved["nstep"], "position": loop["position"], "loop": loop}
         if source.load_state_dict(position, [seeds[i] + state.env_steps for i in live], windows=saved["buffer"] is not None):
             for i in live:
                 trackers[i].load_state_dict(loop["episodes"][i])

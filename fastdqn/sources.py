@@ -16,23 +16,46 @@ import torch
 
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.collect import Collector
-from fastdqn.envs import EnvStep
+from fastdqn.config import Config
+from fastdqn.episodes import EpisodeTracker
 from fastdqn.member_envs import MemberEnvs
 from fastdqn.members import MemberAgents
 from fastdqn.nstep import MemberNStep
+from fastdqn.run_state import LoopState
+from fastdqn.schedules import epsilon_at
 
 
-class LocalSource:
-    """A single run's collector as a row source (K = 1)."""
+class LocalRows:
+    """What local sources share: epsilon per member from its schedule, one update round every `train_every` vector steps."""
 
-    def __init__(self, collector: Collector):
-        self.collector = collector
+    train_every = 1
 
-    def step(self, epsilons: Sequence[float]) -> EnvStep:
-        return self.collector.step(epsilons[0])
+    def epsilons(self, cfgs: Sequence[Config], env_steps: int) -> list[float]:
+        return [epsilon_at(cfg, env_steps) for cfg in cfgs]
 
-    def member_step(self, step: EnvStep, slot: int) -> EnvStep:
-        return step
+    def rounds_due(self, state: LoopState, taken: int) -> int:
+        return int(state.vector_steps % self.train_every == 0)
+
+    def after_learning(self, rounds: int, state: LoopState) -> None:
+        """Local envs act on the learner's live weights: nothing to send."""
+
+    def settle(self) -> None:
+        """Nothing is on its way."""
+
+    def logged(self, state: LoopState) -> None:
+        """metrics.csv and episodes.csv say it all."""
+
+
+class LocalSource(LocalRows):
+    """A single run's collector as a row source (K = 1); `tracker` gets its episodes."""
+
+    def __init__(self, collector: Collector, tracker: EpisodeTracker, train_every: int):
+        self.collector, self.tracker, self.train_every = collector, tracker, train_every
+        self.num_envs = collector.envs.num_envs
+
+    def step(self, epsilons: Sequence[float], env_steps: int) -> int:
+        self.tracker.record(self.collector.step(epsilons[0]), env_steps + self.num_envs)
+        return self.num_envs
 
     def keep(self, slots: Sequence[int]) -> None:
         """A single run never shrinks."""
@@ -61,11 +84,23 @@ class LocalSource:
         self.collector.envs.close()
 
 
-class MemberSource:
-    """K members' envs, acting, n-step windows and replay write; `obs` (K*N, *obs_shape) is what the next step acts on."""
+class MemberSource(LocalRows):
+    """K members' envs, acting, n-step windows and replay write; `obs` (K*N, *obs_shape) is what the next step acts on.
 
-    def __init__(self, learner: MemberAgents, envs: MemberEnvs, replay: ReplayBuffer, nstep: MemberNStep | None):
+    `trackers`: each member's episode tracker, in the order of the stacks (shrunk with them by `keep`).
+    """
+
+    def __init__(
+        self,
+        learner: MemberAgents,
+        envs: MemberEnvs,
+        replay: ReplayBuffer,
+        nstep: MemberNStep | None,
+        trackers: Sequence[EpisodeTracker],
+        train_every: int,
+    ):
         self.learner, self.envs, self.replay, self.nstep = learner, envs, replay, nstep
+        self.trackers, self.train_every = list(trackers), train_every
         self.n = envs.n
         self.obs_shape = envs.spaces.obs_shape
         self.obs = torch.zeros(0)
@@ -73,7 +108,7 @@ class MemberSource:
     def reset(self, seeds: Sequence[int]) -> None:
         self.obs = self.envs.reset(seeds)
 
-    def step(self, epsilons: Sequence[float]) -> EnvStep:
+    def step(self, epsilons: Sequence[float], env_steps: int) -> int:
         k, obs = self.envs.k, self.obs
         actions = self.learner.act(obs.view(k, self.n, *self.obs_shape), epsilons).view(-1)  # (K*N,)
         step = self.envs.step(actions)
@@ -85,15 +120,15 @@ class MemberSource:
             row_members = self.nstep.row_members
         self.replay.extend(rows, row_members)
         self.obs = step.next_obs
-        return step
-
-    def member_step(self, step: EnvStep, slot: int) -> EnvStep:
-        return self.envs.member_step(step, slot)
+        for slot, tracker in enumerate(self.trackers):
+            tracker.record(self.envs.member_step(step, slot), env_steps + self.n)
+        return self.n
 
     def keep(self, slots: Sequence[int]) -> None:
         """Go on with the members at `slots` only, each env where it is."""
         self.obs = self.obs.view(self.envs.k, self.n, *self.obs_shape)[list(slots)].flatten(0, 1)
         self.envs.keep(slots)
+        self.trackers = [self.trackers[i] for i in slots]
         if self.nstep is not None:
             self.nstep.keep(slots)
 

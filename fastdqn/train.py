@@ -94,10 +94,10 @@ def train(
     run_dir = resume if resume is not None else make_run_dir(cfg, overwrite)
     collector = make_collector(agent, envs, buffer, nstep)
     collector.reset(cfg.seed)
-    learner, source = SingleLearner(agent), LocalSource(collector)
+    episodes = EpisodeTracker(cfg.num_envs, envs.device, log_steps=-(-cfg.log_every_steps // cfg.num_envs) + 1)
+    learner, source = SingleLearner(agent), LocalSource(collector, episodes, cfg.train_every)
     runner = SingleEvaluator(evaluator, cfg.stop_at_return) if evaluator is not None else None
     state = LoopState(0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or cfg.total_steps)
-    episodes = EpisodeTracker(cfg.num_envs, envs.device, log_steps=-(-cfg.log_every_steps // cfg.num_envs) + 1)
     result = RunResult(agent, buffer, [], run_dir)
     if saved is not None:
         _, start_time = restore(saved, learner, buffer, source, runner, state, [result], [episodes], [cfg.seed], run_dir, single=True)
@@ -129,14 +129,3 @@ def train(
 
         plot_run(run_dir)
     return result
-
-
-def finish_run(cfg: Config, result: RunResult, env_steps: int, start_time: float, plot: bool | None) -> None:
-    """After the loop: `final.pt`, the run's length and wall time, and `returns.png` unless `plot` (or cfg) says not."""
-    result.agent.save(result.run_dir / "final.pt")
-    result.env_steps = env_steps
-    result.wall_seconds = time.perf_counter() - start_time
-    if cfg.save_plot if plot is None else plot:
-        from fastdqn.plot import plot_run
-
-        plot_run(result.run_dir)
