@@ -23,11 +23,12 @@ from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
-from fastdqn.distributed import ActorLog, ActorPool, DistributedResult, _Metrics, _spaces, connect, extend_with_priorities, require_ray
+from fastdqn.distributed import ActorLog, ActorPool, DistributedResult, connect, extend_with_priorities, require_ray
 from fastdqn.engine import Member, Parts, torch_threads
+from fastdqn.envs import EnvSpaces, make_envs
 from fastdqn.evaluate import Evaluator
 from fastdqn.learners import SingleEvaluator, SingleLearner
-from fastdqn.metrics import check_run_csvs
+from fastdqn.metrics import Metrics, check_run_csvs
 from fastdqn.resume import checkpoint_payload, load_for_resume, restore, save_checkpoint
 from fastdqn.run_state import LoopState
 from fastdqn.runfolder import claims_run_folder
@@ -35,6 +36,26 @@ from fastdqn.schedules import epsilon_at
 from fastdqn.train import build_replay, make_run_dir, seed_everything
 
 AfterChunk = Callable[[ActorPool, LoopState], None]
+
+
+class _Metrics(Metrics):
+    """A run's metrics whose progress line also shows the actors' side."""
+
+    def note(self, text: str) -> None:
+        """Append the actors' side to the progress bar's status."""
+        if self.progress is not None:
+            task = self.progress.tasks[0]
+            self.progress.update(task.id, status=f"{task.fields['status']}  {text}")
+            self.progress.refresh()
+
+
+def _spaces(cfg: Config) -> EnvSpaces:
+    """The env's spaces: the learner steps no env, but its agent and replay are built from them."""
+    envs = make_envs(cfg.env_id, 1, "gymnasium", "cpu", cfg.vectorization_mode)  # the learner steps no env; it needs the spaces
+    try:
+        return envs.spaces
+    finally:
+        envs.close()
 
 
 class ActorSource:

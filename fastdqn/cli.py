@@ -270,7 +270,7 @@ def _train(
     try:
         cfgs = build_configs(preset_name, config_file, values, seeds) if resume is None else []
         if resume is not None and (resume / "group.json").is_file():  # a group folder: continue every member
-            from fastdqn.group_checkpoint import read_group_configs
+            from fastdqn.group import read_group_configs
 
             given = sorted(name for name, value in values.items() if value is not None and name != "total_steps")
             if given or seeds is not None:

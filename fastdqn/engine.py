@@ -3,14 +3,16 @@
 Every run is K members trained as one; a single run is K = 1. `run` reads top to bottom: act ->
 env step -> replay write (the row source), the update (the learner), then, for each member, the
 cadence: one finite check, evaluate, record the best, freeze when solved or at its total_steps,
-log, checkpoint. What differs between a single run and a group sits behind small objects with one
-interface each, built by the entries (`train.train` for K = 1, `group.train_many` for K >= 1):
+log, checkpoint. What differs between a single run, a group and Ray actors sits behind small objects
+with one interface each, built by the entries (`train.train` for K = 1, `group.train_many` for
+K >= 1, `actor_source.train_distributed` for K = 1 fed by Ray actors):
 
 - learner (`Learner`): `SingleLearner` (learners.py) over one `DQNAgent`, so a single run keeps its
   mm kernels, `--compile` and the fused collector bit for bit; `MemberAgents` (members.py), the
   stacked update of K members;
 - row source (`RowSource`): `LocalSource` (the collector, fused or not) or `MemberSource`
-  (K x N envs, n-step windows tagged by member), both in sources.py;
+  (K x N envs, n-step windows tagged by member), both in sources.py, or `ActorSource`
+  (actor_source.py: Ray chunks, the replay ratio as `rounds_owed`, the weight broadcast);
 - evaluator (`MemberEvaluator`, or `SingleEvaluator` over a run's `Evaluator`);
 - `Parts.save`: the checkpoint of the run or the group folder at this step.
 

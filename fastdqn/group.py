@@ -6,13 +6,15 @@ than one. Member k is the single run its config describes: it draws the env seed
 coins and sample indices that run draws, and writes a run folder with the same files. A member
 that reaches its `stop_at_return` (or its `total_steps`) is frozen while the others go on.
 
-Layout: `out_dir/<group>/` holds one run folder per member, `summary.csv` and `returns.png`
-(group_report.py), so `fastdqn compare out_dir/<group>` reads it as a group.
+Layout: `out_dir/<group>/` holds one run folder per member, `group.json` (the members' configs, which
+`fastdqn train --resume GROUP` rebuilds the group from), `checkpoints/` (resume.py), `summary.csv`
+and `returns.png` (group_report.py), so `fastdqn compare out_dir/<group>` reads it as a group.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +27,6 @@ from fastdqn.device import resolve_device
 from fastdqn.engine import Member, Parts, torch_threads
 from fastdqn.envs import is_atari
 from fastdqn.episodes import EpisodeTracker
-from fastdqn.group_checkpoint import write_group_json
 from fastdqn.group_report import GroupProgress, write_summary
 from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.members import MemberAgents
@@ -111,6 +112,36 @@ def member_names(cfgs: Sequence[Config]) -> list[str]:
     """Run folder names inside the group: the values that vary between members, then the seed."""
     varying = [name for name in MEMBER_FIELDS if name not in ("seed", "extra") and len({getattr(c, name) for c in cfgs}) > 1]
     return ["-".join([*(f"{name}_{getattr(c, name)}" for name in varying), f"s{c.seed}"]) for c in cfgs]
+
+
+GROUP_JSON_FORMAT = "fastdqn-group-1"
+"""The format of group.json (the members' configs), not of a checkpoint."""
+
+
+def write_group_json(group_dir: Path, cfgs: list[Config]) -> None:
+    (group_dir / "group.json").write_text(
+        json.dumps({"format": GROUP_JSON_FORMAT, "members": [dataclasses.asdict(c) for c in cfgs]}, indent=1, sort_keys=True)
+    )
+
+
+def read_group_configs(group_dir: Path, total_steps: int | None = None) -> list[Config]:
+    """The members' configs as the group started them (`total_steps` extends every member); a damaged
+    group.json is refused in one line naming it."""
+    path = group_dir / "group.json"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        members = saved["members"] if isinstance(saved, dict) and saved.get("format") == GROUP_JSON_FORMAT else None
+        if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
+            raise ValueError(f"no list of member configs under a {GROUP_JSON_FORMAT!r} format")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError) as error:
+        raise ConfigError(f"--resume {group_dir}: its group.json cannot be read ({error}); put back the file") from None
+    cfgs = []
+    for index, values in enumerate(members):
+        try:
+            cfgs.append(Config.from_dict(values))
+        except (ValueError, TypeError) as error:  # ConfigError is a ValueError
+            raise ConfigError(f"--resume {group_dir}: {path}, member {index}: {str(error).strip()[:300]}; fix that value") from None
+    return cfgs if total_steps is None else [c.replace(total_steps=total_steps) for c in cfgs]
 
 
 @claims_run_folder(member_names)  # names, memory, the group folder and its lock, before anything is built

@@ -16,8 +16,7 @@ import torch
 import fastdqn
 from fastdqn.checkpoint import CheckpointError
 from fastdqn.config import Config
-from fastdqn.group import train_many
-from fastdqn.group_checkpoint import read_group_configs
+from fastdqn.group import read_group_configs, train_many
 from fastdqn.resume import load_resumable
 
 FORMAT1 = Path(__file__).with_name("format1")
