@@ -75,7 +75,7 @@ def bench_ray_collect(benchmark: Any, impl: str, tmp_path: Path, request: pytest
     def run() -> dict[str, float]:
         cfg = acrobot(tmp_path, actors, next(runs))
         if actors:
-            from fastdqn.learner import train_distributed
+            from fastdqn.actor_source import train_distributed
 
             result = train_distributed(cfg)
             rows = _rows(result.run_dir / "actors.csv")

@@ -52,7 +52,15 @@ def save_atomic(payload: dict[str, Any], path: Path) -> Path:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a fastdqn checkpoint with `weights_only=True`: tensors and plain types, never code."""
+    """Load a fastdqn checkpoint that holds an agent (best.pt, final.pt, a run's step-*.pt) with `weights_only=True`."""
+    payload = read_payload(path, map_location)
+    if not isinstance(payload.get("agent"), dict) or payload["agent"].get("format") != "fastdqn-agent-1":
+        raise CheckpointError(f"{path} is a torch file but not a fastdqn checkpoint (no fastdqn agent inside)")
+    return payload
+
+
+def read_payload(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load any fastdqn checkpoint (a group's too) with `weights_only=True`: tensors and plain types, never code."""
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; pass a checkpoint file or a run folder to commands that take one")
     if not path.exists():
@@ -64,7 +72,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path} is not a readable fastdqn checkpoint (truncated, corrupted or foreign): {first_line}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("agent"), dict) or payload["agent"].get("format") != "fastdqn-agent-1":
+    if not isinstance(payload, dict):
         raise CheckpointError(f"{path} is a torch file but not a fastdqn checkpoint (no fastdqn agent inside)")
     return payload
 

@@ -273,7 +273,7 @@ def _train(
     try:
         cfgs = build_configs(preset_name, config_file, values, seeds) if resume is None else []
         if resume is not None and (resume / "group.json").is_file():  # a group folder: continue every member
-            from fastdqn.group_checkpoint import read_group_configs
+            from fastdqn.group import read_group_configs
 
             given = sorted(name for name, value in values.items() if value is not None and name != "total_steps")
             if given or seeds is not None:
@@ -308,8 +308,8 @@ def _train(
         age = process_age_seconds()
         start = time.perf_counter() - age if age is not None else START
         run_training = train
-        if cfg.actors > 0:  # Ape-X: Ray actors collect, this process learns (learner.py)
-            from fastdqn.learner import train_distributed
+        if cfg.actors > 0:  # Ape-X: Ray actors collect, this process learns (actor_source.py)
+            from fastdqn.actor_source import train_distributed
 
             run_training = train_distributed
         result = run_training(cfg, progress=not quiet, start_time=start, resume=resume, overwrite=overwrite, plot=False)

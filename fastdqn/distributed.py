@@ -1,6 +1,6 @@
 """`fastdqn train --actors N`: Ape-X on Ray. N actor processes collect; one learner stores, updates and broadcasts.
 
-The learner is the single-process loop's buffer, agent and `_update` on the training device. It never
+The learner is the single-process loop (`engine.run`, fed by `actor_source.ActorSource`) on the training device. It never
 blocks on one actor: each actor has `IN_FLIGHT` chunk requests outstanding, and `ray.wait` hands over
 whichever chunk is ready first. A chunk's rows go into the replay ring (with their initial priorities
 under PER, Ape-X's choice), then the learner owes `env_steps / (num_envs * train_every)` rounds of
@@ -36,12 +36,11 @@ from fastdqn.actors import RolloutWorker, ape_x_epsilons
 from fastdqn.agent import DQNAgent
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.config import Config, ConfigError
-from fastdqn.envs import EnvSpaces, make_envs
+from fastdqn.engine import TrainingFailed
 from fastdqn.finite import NonFiniteEnvOutput
-from fastdqn.metrics import Metrics, _keep_rows
+from fastdqn.metrics import _keep_rows
 from fastdqn.run_state import RunResult
 from fastdqn.schedules import epsilon_at
-from fastdqn.train import TrainingFailed
 
 IN_FLIGHT = 2
 """Chunk requests outstanding per actor: it starts the next chunk while the learner takes the last."""
@@ -338,20 +337,3 @@ class ActorLog:
 
     def close(self) -> None:
         self.file.close()
-
-
-class _Metrics(Metrics):
-    def note(self, text: str) -> None:
-        """Append the actors' side to the progress bar's status."""
-        if self.progress is not None:
-            task = self.progress.tasks[0]
-            self.progress.update(task.id, status=f"{task.fields['status']}  {text}")
-            self.progress.refresh()
-
-
-def _spaces(cfg: Config) -> EnvSpaces:
-    envs = make_envs(cfg.env_id, 1, "gymnasium", "cpu", cfg.vectorization_mode)  # the learner steps no env; it needs the spaces
-    try:
-        return envs.spaces
-    finally:
-        envs.close()

@@ -6,48 +6,37 @@ than one. Member k is the single run its config describes: it draws the env seed
 coins and sample indices that run draws, and writes a run folder with the same files. A member
 that reaches its `stop_at_return` (or its `total_steps`) is frozen while the others go on.
 
-Layout: `out_dir/<group>/` holds one run folder per member, `summary.csv` and `returns.png`
-(group_report.py), so `fastdqn compare out_dir/<group>` reads it as a group.
+Layout: `out_dir/<group>/` holds one run folder per member, `group.json` (the members' configs, which
+`fastdqn train --resume GROUP` rebuilds the group from), `checkpoints/` (resume.py), `summary.csv`
+and `returns.png` (group_report.py), so `fastdqn compare out_dir/<group>` reads it as a group.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
+from fastdqn import engine
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.config import SHAPE_FIELDS, Config, ConfigError
 from fastdqn.device import resolve_device
-from fastdqn.envs import EnvStep, is_atari
+from fastdqn.engine import Member, Parts, torch_threads
+from fastdqn.envs import is_atari
 from fastdqn.episodes import EpisodeTracker
-from fastdqn.evaluate import Evaluation
-from fastdqn.finite import NonFiniteEnvOutput
-from fastdqn.group_checkpoint import (
-    check_member_files,
-    group_payload,
-    load_group_checkpoint,
-    restore_group,
-    save_group_checkpoint,
-    start_time_from,
-    write_group_json,
-)
 from fastdqn.group_report import GroupProgress, write_summary
 from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.members import MemberAgents
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import MemberNStep
-from fastdqn.per import PrioritizedSampler
-from fastdqn.run_state import RunResult
+from fastdqn.resume import check_member_files, checkpoint_payload, load_group_checkpoint, restore, save_checkpoint
+from fastdqn.run_state import LoopState, RunResult
 from fastdqn.runfolder import claims_run_folder, make_run_folder
-from fastdqn.schedules import epsilon_at, linear_schedule
-from fastdqn.signals import stop_on_signals
-from fastdqn.train import TrainingFailed, TrainingInterrupted, make_run_dir, record_eval, seed_everything
+from fastdqn.sources import MemberSource
+from fastdqn.train import make_run_dir, seed_everything
 
 MEMBER_FIELDS = (
     "seed",
@@ -125,6 +114,36 @@ def member_names(cfgs: Sequence[Config]) -> list[str]:
     return ["-".join([*(f"{name}_{getattr(c, name)}" for name in varying), f"s{c.seed}"]) for c in cfgs]
 
 
+GROUP_JSON_FORMAT = "fastdqn-group-1"
+"""The format of group.json (the members' configs), not of a checkpoint."""
+
+
+def write_group_json(group_dir: Path, cfgs: list[Config]) -> None:
+    (group_dir / "group.json").write_text(
+        json.dumps({"format": GROUP_JSON_FORMAT, "members": [dataclasses.asdict(c) for c in cfgs]}, indent=1, sort_keys=True)
+    )
+
+
+def read_group_configs(group_dir: Path, total_steps: int | None = None) -> list[Config]:
+    """The members' configs as the group started them (`total_steps` extends every member); a damaged
+    group.json is refused in one line naming it."""
+    path = group_dir / "group.json"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        members = saved["members"] if isinstance(saved, dict) and saved.get("format") == GROUP_JSON_FORMAT else None
+        if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
+            raise ValueError(f"no list of member configs under a {GROUP_JSON_FORMAT!r} format")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError) as error:
+        raise ConfigError(f"--resume {group_dir}: its group.json cannot be read ({error}); put back the file") from None
+    cfgs = []
+    for index, values in enumerate(members):
+        try:
+            cfgs.append(Config.from_dict(values))
+        except (ValueError, TypeError) as error:  # ConfigError is a ValueError
+            raise ConfigError(f"--resume {group_dir}: {path}, member {index}: {str(error).strip()[:300]}; fix that value") from None
+    return cfgs if total_steps is None else [c.replace(total_steps=total_steps) for c in cfgs]
+
+
 @claims_run_folder(member_names)  # names, memory, the group folder and its lock, before anything is built
 def train_many(
     cfgs: Sequence[Config],
@@ -149,13 +168,12 @@ def train_many(
     check_group(cfgs)
     cfg = cfgs[0]
     device = resolve_device(cfg.device)
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
+    torch_threads(cfg)
     seed_everything(cfg.seed)
     k, n = len(cfgs), cfg.num_envs
     envs = MemberEnvs(cfgs, n, device)
     spaces = envs.spaces
-    members = MemberAgents(cfgs, spaces, device)
+    learner = MemberAgents(cfgs, spaces, device)
     replay = ReplayBuffer.for_members(cfgs, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1)
     nstep = MemberNStep(cfg.n_step, cfg.gamma, k * n, n, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
     evaluator = MemberEvaluator(cfgs, device) if cfg.eval_every_steps else None
@@ -167,130 +185,42 @@ def train_many(
     run_dirs = [group_dir / name if resume is not None else make_run_dir(c, overwrite) for c, name in zip(cfgs, names, strict=True)]
     if resume is not None and saved is not None:
         check_member_files(saved, run_dirs)  # every member's files, before any of them is cut back
-    results = [RunResult(members.agents[i], replay.member(i), [], run_dirs[i]) for i in range(k)]
-    live = list(range(k))  # the members still training, in the order of the stacked tensors' slots
-    status = ["running"] * k
-    obs = envs.reset([c.seed for c in cfgs])
-    env_steps = vector_steps = 0
-    next_eval, next_log = cfg.eval_every_steps, cfg.log_every_steps
-    next_checkpoint = cfg.checkpoint_every_steps or max(c.total_steps for c in cfgs)
+    results = [RunResult(learner.agents[i], replay.member(i), [], run_dirs[i]) for i in range(k)]
+    trackers = [EpisodeTracker(n, device, -(-cfg.log_every_steps // n) + 1) for _ in cfgs]
+    source = MemberSource(learner, envs, replay, nstep, trackers, cfg.train_every)
+    source.reset([c.seed for c in cfgs])
+    statuses = ["running"] * k
+    state = LoopState(0, 0, cfg.eval_every_steps, cfg.log_every_steps, cfg.checkpoint_every_steps or max(c.total_steps for c in cfgs))
     if saved is not None:
-        start_time = start_time_from(saved)
-        live, status, counters, obs = restore_group(saved, cfgs, members, replay, nstep, envs, evaluator, results)
-        env_steps, vector_steps, next_eval, next_log, next_checkpoint = counters
-    log_steps = -(-cfg.log_every_steps // n) + 1
-    trackers = [EpisodeTracker(n, device, log_steps) for _ in cfgs]
-    resume_at = env_steps if saved is not None else None
-    metrics = [
-        Metrics(r.run_dir, c.total_steps, start_time, resume_at=resume_at, state=saved["metrics"][i] if saved else None, config=c)
-        for i, (r, c) in enumerate(zip(results, cfgs, strict=True))
-    ]
-    for i, (tracker, metric, result) in enumerate(zip(trackers, metrics, results, strict=True)):
-        tracker.sink, result.metrics = metric, metric.rows
-        if saved is not None and i in live and saved["envs"] is not None:
-            tracker.load_state_dict(saved["trackers"][i])
-        if i not in live:
-            metric.close()
-        tracker.log_start = env_steps
-    display = GroupProgress(k, max(c.total_steps for c in cfgs)) if progress else None
-    learning_starts = np.array([c.learning_starts for c in cfgs])
-    total_steps = np.array([c.total_steps for c in cfgs])
-    stats: dict[str, torch.Tensor] | None = None
-    try:
-        with stop_on_signals() as stop:
-            while live:
-                epsilons = [epsilon_at(cfgs[i], env_steps) for i in live]
-                actions = members.act(obs.view(len(live), n, *spaces.obs_shape), epsilons).view(-1)  # (K*N,)
-                step = _step(envs, actions, env_steps)
-                if nstep is None:
-                    rows = step.transitions(obs, actions)
-                    row_members = None if step.valid is None else np.flatnonzero(step.valid) // n
-                else:
-                    rows = nstep.push_step(obs, actions, step)
-                    row_members = nstep.row_members
-                replay.extend(rows, row_members)
-                obs = step.next_obs
-                env_steps += n
-                vector_steps += 1
-                for slot, i in enumerate(live):
-                    trackers[i].record(envs.member_step(step, slot), env_steps)
-                learning = (env_steps >= learning_starts[live]) & (replay.sizes >= cfg.batch_size)
-                if learning.any() and vector_steps % cfg.train_every == 0:
-                    stats = _update(cfgs, live, members, replay, learning, env_steps)
+        seeds = [c.seed for c in cfgs]
+        statuses, start_time = restore(saved, learner, replay, source, evaluator, state, results, trackers, seeds, group_dir, single=False)
+    resume_at = state.env_steps if saved is not None else None
+    group: list[Member] = []
+    for i, (c, result, tracker) in enumerate(zip(cfgs, results, trackers, strict=True)):
+        metrics = Metrics(
+            result.run_dir, c.total_steps, start_time, resume_at=resume_at, state=saved["metrics"][i] if saved else None, config=c
+        )
+        tracker.sink, result.metrics = metrics, metrics.rows
+        if statuses[i] != "running":
+            metrics.close()
+        group.append(Member(c, result, metrics, tracker, statuses[i]))
 
-                evaluations: list[Evaluation | None] = [None] * len(live)
-                diverged = np.zeros(len(live), dtype=bool)
-                if evaluator is not None and env_steps >= next_eval:
-                    next_eval += cfg.eval_every_steps
-                    evaluations = list(evaluator.run(members))
-                    diverged = ~_finite(members, stats)
-                stopping = env_steps >= total_steps[live]
-                for slot, i in enumerate(live):
-                    evaluation = None if diverged[slot] else evaluations[slot]  # a diverged member never competes for best.pt
-                    if evaluation is not None and record_eval(results[i], cfgs[i], evaluation, env_steps, start_time):
-                        members.export(slot).save(results[i].run_dir / "best.pt")
-                    stopping[slot] |= results[i].solved_at_step is not None
-                failed = np.zeros(len(live), dtype=bool)
-                log_now = env_steps >= next_log
-                log_due = log_now or stopping.any() or evaluations[0] is not None
-                interrupted = stop.requested or (interrupt_at_step is not None and env_steps >= interrupt_at_step)
-                # a checkpoint between log rows checks too: a member that diverged since the last row stops
-                # alone here, instead of its NaN weights making the whole group's checkpoint refuse
-                if log_due or env_steps >= next_checkpoint or interrupted:
-                    next_log += cfg.log_every_steps if log_now else 0
-                    failed = ~_finite(members, stats)
-                    for slot, i in enumerate(live):
-                        if failed[slot]:  # this member stops; its best.pt is kept, no final.pt is written over it
-                            status[i] = f"failed: NaN/inf loss or weights before env step {env_steps}"
-                            results[i].env_steps = env_steps
-                            metrics[i].close()
-                            continue
-                        if log_due:
-                            trackers[i].flush(env_steps)
-                            member_stats = (
-                                None if stats is None or members.updates[slot] == 0 else {key: v[slot] for key, v in stats.items()}
-                            )
-                            metrics[i].log(env_steps, int(members.updates[slot]), epsilons[slot], member_stats, evaluations[slot])
-                    if display is not None and log_due:
-                        display.update(env_steps, results, metrics)
-                for slot, i in enumerate(live):
-                    if stopping[slot] and not failed[slot]:
-                        _finish(members, replay, slot, results[i], metrics[i], env_steps, start_time)
-                        status[i] = "solved" if results[i].solved_at_step is not None else "total_steps"
-                if (stopping | failed).all():
-                    live = []
-                elif (stopping | failed).any():  # the stopped members leave the stacks: the rest go on at their cost
-                    keep = [slot for slot in range(len(live)) if not (stopping[slot] or failed[slot])]
-                    obs = obs.view(len(live), n, *spaces.obs_shape)[keep].flatten(0, 1)
-                    live = [live[slot] for slot in keep]
-                    for part in (members, replay, envs, *(x for x in (nstep, evaluator) if x is not None)):
-                        part.keep(keep)
-                    stats = None if stats is None else {name: v[keep] for name, v in stats.items()}
-                if live and (env_steps >= next_checkpoint or interrupted):
-                    next_checkpoint += cfg.checkpoint_every_steps if env_steps >= next_checkpoint else 0
-                    for i in live:
-                        trackers[i].flush(env_steps)
-                    counters = [env_steps, vector_steps, next_eval, next_log, next_checkpoint]
-                    payload = group_payload(cfg, members, replay, nstep, envs, obs, live, status, counters, trackers, metrics, results)
-                    path = save_group_checkpoint(
-                        group_dir, env_steps, cfg.checkpoint_keep, {**payload, "wall_seconds": time.perf_counter() - start_time}
-                    )
-                    if interrupted:
-                        raise TrainingInterrupted(
-                            f"{stop.signal_name or 'SIGINT'} at env step {env_steps:,}: checkpoint written to {path}; "
-                            f"continue with: fastdqn train --resume {group_dir}",
-                            path,
-                            128 + (stop.signal_number or 2),
-                        )
-    finally:
-        for i in live:  # stopped members closed theirs
-            metrics[i].close()
-        if display is not None:
-            display.close()
-        envs.close()
-        if evaluator is not None:
-            evaluator.close()
-    write_summary(group_dir, cfgs, results, status)
+    def save(state: LoopState, live: list[int]) -> Path:
+        kept = replay if cfg.save_buffer else None
+        metrics, statuses = [m.metrics for m in group], [m.status for m in group]
+        payload = checkpoint_payload(
+            "members", learner.state_dict(), kept, source.state_dict(), state, live, statuses, trackers, metrics, results, start_time
+        )
+        return save_checkpoint(group_dir, payload, state.env_steps, cfg.checkpoint_keep)
+
+    display = GroupProgress(k, max(c.total_steps for c in cfgs)) if progress else None
+    engine.run(
+        Parts(learner, source, replay, evaluator, group, group_dir, save, single=False, display=display),
+        state,
+        start_time,
+        interrupt_at_step,
+    )
+    write_summary(group_dir, cfgs, results, [m.status for m in group])
     if cfg.save_plot if plot is None else plot:
         plot_group(group_dir, results)
     return results
@@ -304,46 +234,3 @@ def plot_group(group_dir: Path, results: Sequence[RunResult]) -> None:
     for result in results:
         plot_run(result.run_dir)
     plot_group_returns(group_dir, [r.run_dir for r in results])
-
-
-def _update(
-    cfgs: Sequence[Config], live: Sequence[int], members: MemberAgents, replay: ReplayBuffer, learning: np.ndarray, env_steps: int
-) -> dict[str, torch.Tensor]:
-    """`gradient_steps` stacked updates; prioritized replay anneals each member's beta and gets new priorities."""
-    for slot, i in enumerate(live):
-        sampler = replay.samplers[slot]
-        if isinstance(sampler, PrioritizedSampler):
-            sampler.beta = linear_schedule(cfgs[i].per_beta_start, 1.0, cfgs[i].total_steps, env_steps)
-    for _ in range(cfgs[0].gradient_steps):
-        batch = replay.sample_members(cfgs[0].batch_size, learning)
-        stats = members.update(batch, learning)
-        replay.update_member_priorities(batch, stats["td_error"], learning)
-    return stats
-
-
-def _step(envs: MemberEnvs, actions: torch.Tensor, env_steps: int) -> EnvStep:
-    try:
-        return envs.step(actions)
-    except NonFiniteEnvOutput as error:
-        raise TrainingFailed(error.at_step(env_steps)) from None
-    except Exception as error:
-        raise TrainingFailed(f"the env raised during step at env step {env_steps}: {type(error).__name__}: {error}") from error
-
-
-def _finite(members: MemberAgents, stats: dict[str, torch.Tensor] | None) -> np.ndarray:
-    """(K,) bool on the host: member k's weights and last loss are finite (one sync)."""
-    finite = torch.isfinite(members.online).all(dim=1)
-    if stats is not None:
-        finite &= torch.isfinite(stats["loss"])
-    return finite.cpu().numpy()
-
-
-def _finish(
-    members: MemberAgents, replay: ReplayBuffer, i: int, result: RunResult, metrics: Metrics, env_steps: int, start_time: float
-) -> None:
-    """Freeze member i: its final.pt is written and its counters recorded; the others go on."""
-    members.export(i).save(result.run_dir / "final.pt")
-    result.buffer = replay.member(i)
-    result.env_steps = env_steps
-    result.wall_seconds = time.perf_counter() - start_time
-    metrics.close()

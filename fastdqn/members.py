@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from fastdqn.agent import DQNAgent
-from fastdqn.buffer import Batch, MemberBatch
+from fastdqn.buffer import Batch, MemberBatch, ReplayBuffer
 from fastdqn.config import Config
 from fastdqn.device import restore_generator
 from fastdqn.envs import EnvSpaces
@@ -191,6 +191,23 @@ class MemberAgents:
             losses[k], q_means[k], td_errors[k] = stats["loss"], stats["q_mean"], stats["td_error"]
         self.updates += active
         return {"loss": torch.stack(losses), "q_mean": torch.stack(q_means), "td_error": torch.stack(td_errors)}
+
+    def sample(self, replay: ReplayBuffer, batch_size: int, active: np.ndarray) -> MemberBatch:
+        return replay.sample_members(batch_size, active)
+
+    def reprioritize(self, replay: ReplayBuffer, batch: MemberBatch, stats: dict[str, Tensor], active: np.ndarray) -> None:
+        replay.update_member_priorities(batch, stats["td_error"], active)
+
+    def finite(self, stats: dict[str, Tensor] | None) -> np.ndarray:
+        """(K,) bool on the host: member k's weights and last loss are finite (one sync)."""
+        finite = torch.isfinite(self.online).all(dim=1)
+        if stats is not None:
+            finite &= torch.isfinite(stats["loss"])
+        return finite.cpu().numpy()
+
+    def member_stats(self, stats: dict[str, Tensor] | None, slot: int) -> dict[str, Tensor] | None:
+        """The member at `slot`'s part of the last update's stats; None before its first update."""
+        return None if stats is None or self.updates[slot] == 0 else {name: value[slot] for name, value in stats.items()}
 
     @torch.no_grad()
     def sync_target(self, members: np.ndarray) -> None:

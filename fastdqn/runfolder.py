@@ -6,7 +6,7 @@ for a group). A lock file in the folder (runlock.py) names the process that writ
 train, resume or overwrite of the same folder is refused while that process lives, and a lock left
 by a process that died (kill -9, a power cut) is taken over.
 
-The training entries (`train.train`, `group.train_many`, `learner.train_distributed`) run inside
+The training entries (`train.train`, `group.train_many`, `actor_source.train_distributed`) run inside
 `claims_run_folder`, which checks everything and takes the lock before anything is built or
 deleted, turns the operating-system errors a user can cause into one line, and on every way out
 releases the lock, and removes a folder it made when nothing but its config was written yet.

@@ -182,7 +182,7 @@ def test_bootstrap_band_holds_the_iqm_and_is_flat_for_equal_runs() -> None:
 
 @pytest.mark.parametrize(("backend", "n_step", "per"), [("gymnasium", 1, False), ("torch", 3, False), ("gymnasium", 3, True)])
 def test_an_interrupted_group_resumes_to_the_uninterrupted_result(tmp_path: Path, backend: str, n_step: int, per: bool) -> None:
-    from fastdqn.group_checkpoint import read_group_configs
+    from fastdqn.group import read_group_configs
     from fastdqn.train import TrainingInterrupted
 
     def members(name: str) -> list[Config]:
@@ -271,7 +271,8 @@ def test_nature_cnn_members_follow_their_single_runs_bit_for_bit(tmp_path: Path)
 def test_a_group_checkpoint_holds_and_restores_every_process_generator(tmp_path: Path) -> None:
     import random
 
-    from fastdqn.group_checkpoint import load_group_checkpoint, read_group_configs
+    from fastdqn.group import read_group_configs
+    from fastdqn.resume import load_group_checkpoint
     from fastdqn.train import TrainingInterrupted
 
     cfgs = [small(tmp_path, run_name="g", total_steps=800, seed=s) for s in (1, 2)]

@@ -227,7 +227,7 @@ def test_a_new_run_into_a_folder_being_written_names_the_writer(out: Path) -> No
 
 
 def test_ray_learner_entry_takes_the_lock_before_anything_starts(out: Path) -> None:
-    from fastdqn.learner import train_distributed
+    from fastdqn.actor_source import train_distributed
 
     lock = acquire(out / "r")
     before = snapshot(out)

@@ -155,7 +155,7 @@ REFUSED_RUN: list[tuple[str, Callable[[Path], None], str]] = [
     ("newest checkpoint holds a wrong shape", lambda d: edit_checkpoint(d / "checkpoints" / NEWEST, wrong_shape), "does not fit this run"),
     (
         "newest checkpoint lacks a nested key",
-        lambda d: edit_checkpoint(d / "checkpoints" / NEWEST, lambda p: p["run"].pop("eval_history")),
+        lambda d: edit_checkpoint(d / "checkpoints" / NEWEST, lambda p: p["run"][0].pop("eval_history")),
         "missing 'eval_history'",
     ),
     ("metrics.csv row damaged", damage_metrics_row, "metrics.csv line 4 is damaged"),
@@ -437,7 +437,7 @@ def test_every_episode_row_up_to_a_checkpoint_is_on_disk_when_it_is_written(tmp_
 
     def write_and_count(run_dir: Path, payload: dict[str, Any], env_steps: int, keep: int) -> Path:
         on_disk = len((run_dir / "episodes.csv").read_text().splitlines()) - 1  # what survives if the process dies now
-        seen.append((on_disk, payload["metrics"]["episodes"]))
+        seen.append((on_disk, payload["metrics"][0]["episodes"]))
         return real_write(run_dir, payload, env_steps, keep)
 
     monkeypatch.setattr(fastdqn.resume, "write_run_checkpoint", write_and_count)
