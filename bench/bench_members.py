@@ -30,7 +30,7 @@ from fastdqn.config import Config
 from fastdqn.envs import EnvSpaces
 from fastdqn.members import MemberAgents
 
-MEMBERS = ["single", 1, 4, 8, 32, 64]
+MEMBERS = ["single", 1, 4, 8, "8-compiled", 32, 64]
 """64: the GPU target (64 members in <= 1.5x the time of one); its cpu row shows the arithmetic bound."""
 SPACES = EnvSpaces((4,), torch.float32, 2)
 GROUP_SEEDS = {"full": 8, "quick": 4, "tiny": 2}
@@ -53,8 +53,11 @@ def bench_update_members(benchmark: Any, device: str, members: str | int) -> Non
 
         what = "one DQNAgent update, MLP 2x64, batch 64"
     else:
+        compiled = members == "8-compiled"  # `--compile on` with `--seeds`: the stacked TD step compiled
+        members = 8 if compiled else members
         assert isinstance(members, int)
-        stacked = MemberAgents([cfg.replace(seed=s) for s in range(members)], SPACES, torch.device(device))
+        member_cfg = cfg.replace(compile="on" if compiled else "off")
+        stacked = MemberAgents([member_cfg.replace(seed=s) for s in range(members)], SPACES, torch.device(device))
         rows = [random_rows(64, device, s) for s in range(members)]
         batch_k = MemberBatch(**{name: torch.stack([r[name] for r in rows]) for name in rows[0]})
         active = np.ones(members, dtype=bool)
@@ -63,7 +66,9 @@ def bench_update_members(benchmark: Any, device: str, members: str | int) -> Non
             stacked.update(batch_k, active)
             synchronize(device)
 
-        what = f"{members} members' stacked update, MLP 2x64, batch 64 each"
+        what = f"{members} members' stacked update{' (compiled)' if compiled else ''}, MLP 2x64, batch 64 each"
+        if compiled:
+            update()  # the compile happens here, outside the timed rounds
     time_micro(benchmark, update, iterations=1, what=what)
 
 

@@ -59,7 +59,8 @@ MEMBER_FIELDS = (
 )
 """Fields each member may set on its own."""
 IGNORED_FIELDS = ("compile", "compile_mode", "fuse_step")
-"""A group's update is always the stacked eager one: `auto` picks it, `on` is refused (`check_group`)."""
+"""Read from the first member only: `--compile` compiles the stacked MLP update as a single run's
+(`auto`: on CUDA); `--fuse-step on` is refused (`check_group`), `auto` steps eagerly."""
 
 
 def check_group(cfgs: Sequence[Config]) -> None:
@@ -97,8 +98,8 @@ def _refused_options(cfgs: Sequence[Config]) -> str | None:
     """The first option a group cannot honour, as one line naming it and the alternative; None if none."""
     if any(c.fuse_step == "on" for c in cfgs):
         return "--fuse-step on is a single-run mode; many runs in one process (--seeds) step eagerly: drop --fuse-step or run the seeds one by one"
-    if any(c.compile == "on" for c in cfgs):
-        return "--compile on is a single-run mode; many runs in one process (--seeds) update eagerly: drop --compile or run the seeds one by one"
+    if any(c.compile == "on" for c in cfgs) and cfgs[0].network not in ("mlp", "dueling"):
+        return f"--compile on compiles a group's stacked MLP update; {cfgs[0].network} members update one by one, eagerly: drop --compile"
     if any(c.actors > 0 for c in cfgs):
         return f"--actors {cfgs[0].actors} trains one run with Ray actors; --seeds trains in one process without them: drop one of the two"
     return None

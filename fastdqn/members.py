@@ -28,11 +28,11 @@ from torch import Tensor
 from fastdqn.agent import DQNAgent
 from fastdqn.buffer import Batch, MemberBatch, ReplayBuffer
 from fastdqn.config import Config
-from fastdqn.device import restore_generator
+from fastdqn.device import restore_generator, should_compile
 from fastdqn.envs import EnvSpaces
 from fastdqn.networks import MLP
 from fastdqn.optim import Adam, sync_target
-from fastdqn.stacked_mlp import StackedViews, stacked_q, stacked_td_backward
+from fastdqn.stacked_mlp import StackedViews, stacked_loss_and_grad, stacked_q, stacked_td_backward
 
 
 def _rebind(module: torch.nn.Module, flat: Tensor, grad: Tensor | None) -> None:
@@ -98,6 +98,12 @@ class MemberAgents:
         self.target_every = np.array([c.target_update_every for c in cfgs], dtype=np.int64)
         self.double_dqn = cfg.double_dqn
         self.huber = cfg.loss == "huber"
+        # `--compile` as a single run reads it (`auto`: on CUDA only): the stacked TD step compiled
+        # as one function (`stacked_loss_and_grad`); a new member count (members leaving) recompiles
+        self.compiled: Any = None
+        if not self.looped and should_compile(cfg.compile, device):
+            self.compiled = torch.compile(stacked_loss_and_grad, mode=cfg.compile_mode, dynamic=False)
+        self.cuda_graphs = self.compiled is not None and device.type == "cuda" and cfg.compile_mode in ("reduce-overhead", "max-autotune")
 
     def _views(self) -> None:
         """Views of the stacked tensors: `StackedViews` for the MLPs; for other networks each member's
@@ -158,9 +164,20 @@ class MemberAgents:
         """
         if self.looped:
             return self._update_each(batch, active)
-        loss, q_mean, td_error = stacked_td_backward(
-            self.online_weights, self.grad, batch.obs, batch.action, self.td_target(batch), self.huber, batch.weights
-        )
+        if self.compiled is not None:
+            if self.cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()  # a new step: the last replay's outputs may be reused
+            grad, loss, q_mean, td_error = self.compiled(
+                self.online, self.target, self.shapes, self.gamma, batch.obs, batch.action, batch.reward,
+                batch.next_obs, batch.terminated, batch.weights, batch.discount, self.double_dqn, self.huber,
+            )  # fmt: skip
+            self.grad.copy_(grad)
+            if self.cuda_graphs:  # graph outputs live in buffers the next replay overwrites; stats are read later
+                loss, q_mean, td_error = loss.clone(), q_mean.clone(), td_error.clone()
+        else:
+            loss, q_mean, td_error = stacked_td_backward(
+                self.online_weights, self.grad, batch.obs, batch.action, self.td_target(batch), self.huber, batch.weights
+            )
         grads = self.grad
         if self.clip_values:
             grads.clamp_(-self.clip_value, self.clip_value)

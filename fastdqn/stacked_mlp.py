@@ -115,3 +115,40 @@ def stacked_td_backward(
         out=grad,
     )
     return loss, q.mean(dim=1), td_error
+
+
+def stacked_loss_and_grad(
+    online: Tensor,
+    target: Tensor,
+    shapes: Sequence[tuple[int, ...]],
+    gamma: Tensor,
+    obs: Tensor,
+    action: Tensor,
+    reward: Tensor,
+    next_obs: Tensor,
+    terminated: Tensor,
+    sample_weights: Tensor | None,
+    discount: Tensor | None,
+    double_dqn: bool,
+    huber: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The whole stacked TD step as one pure function, for `torch.compile`: grad (K, P), loss (K,),
+    mean Q (K,), td_error (K, B) from the flat weights `online` / `target` (K, P) and a batch.
+
+    The same arithmetic as `MemberAgents.td_target` + `stacked_td_backward`; compiled, the dozens of
+    small elementwise ops between the matmuls fuse, which is what a K-member update spends its
+    non-matmul time on. The optimizer step stays outside (it mutates the weights read here).
+    """
+    online_views, target_views = StackedViews(online, shapes), StackedViews(target, shapes)
+    next_q_target = stacked_q(target_views, next_obs)
+    if double_dqn:
+        next_value = next_q_target.gather(2, stacked_q(online_views, next_obs).argmax(dim=2, keepdim=True)).squeeze(2)
+    else:
+        next_value = next_q_target.amax(dim=2)
+    if discount is not None:
+        td_target = reward + discount * next_value
+    else:
+        td_target = reward + (gamma * next_value).masked_fill(terminated, 0.0)
+    grad = torch.empty_like(online)
+    loss, q_mean, td_error = stacked_td_backward(online_views, grad, obs, action, td_target, huber, sample_weights)
+    return grad, loss, q_mean, td_error

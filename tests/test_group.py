@@ -155,7 +155,10 @@ def test_cli_trains_the_grid_of_listed_values_times_the_seeds(tmp_path: Path) ->
         (["--seeds", "1-2", "--seed", "3"], "not both"),
         (["--learning-rate", "1e-3,x"], "'x' is not a number"),
         (["--seeds", "1-2", "--env-backend", "torch", "--fuse-step", "on"], "--fuse-step on is a single-run mode"),
-        (["--seeds", "1-2", "--compile", "on"], "--compile on is a single-run mode"),
+        (
+            ["--seeds", "1-2", "--env", "framestack_env:Frames84-v0", "--network", "nature_cnn", "--compile", "on"],
+            "--compile on compiles a group's stacked MLP update; nature_cnn members update one by one",
+        ),
         (["--seeds", "1-2", "--actors", "1"], "--actors 1 trains one run with Ray actors"),
     ],
 )

@@ -48,7 +48,6 @@ REFUSED = {
     ("fused", "n_step"): "--fuse-step on needs",
     ("fused", "cnn"): "torch",
     ("seeds", "fuse_step"): "--fuse-step on",
-    ("seeds", "compile"): "--compile on",
     ("actors", "fuse_step"): "--fuse-step on",
 }
 """(mode, option) -> words the one-line refusal carries."""
