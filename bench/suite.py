@@ -160,7 +160,7 @@ def plot(entries: list[dict[str, Any]], rows: list[dict[str, Any]], sb3_rows: li
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fastdqn.cli import parse_seeds
+    from fastdqn.cli_config import parse_seeds
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke test: CartPole-v1, seeds 1-2, SB3 seed 1, 2k env steps")

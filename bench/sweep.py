@@ -39,7 +39,8 @@ def run_grid(
     """Train preset x values x seeds to the budget as groups, evaluate best.pt and final.pt: one row per run."""
 
     from fastdqn.agent import DQNAgent
-    from fastdqn.cli import _option_values, build_config
+    from fastdqn.cli_config import build_config
+    from fastdqn.cli_config import option_values as _option_values
     from fastdqn.evaluate import evaluate
     from fastdqn.group import SHAPE_FIELDS, train_many
 
@@ -147,7 +148,7 @@ def parse_option(text: str | None) -> tuple[str | None, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fastdqn.cli import parse_seeds
+    from fastdqn.cli_config import parse_seeds
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, help="a preset name (`fastdqn presets`)")

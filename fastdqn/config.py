@@ -1,18 +1,22 @@
 """The one source of defaults: a frozen `Config` dataclass and the named presets built from it.
 
 The CLI builds its options from these fields, `config.json` in a run folder is `asdict(cfg)`, and a
-preset is a TOML file of field values over `Config()`'s (fastdqn/presets/). Every check of a user-settable value lives in
-`__post_init__`, so a bad value fails before anything is allocated or written.
+preset is a TOML file of field values over `Config()`'s (fastdqn/presets/). Every check of a
+user-settable value runs in `__post_init__` (the type and range checks are in config_checks.py), so a
+bad value fails before anything is allocated or written.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
+
+from fastdqn.config_checks import check_actors, check_log, check_numbers, check_types
+from fastdqn.errors import ConfigError as ConfigError
+from fastdqn.errors import FastDQNError as FastDQNError
 
 Device = str  # "cpu", "cuda", "cuda:1", "auto"
 CompileChoice = Literal["auto", "on", "off"]
@@ -25,91 +29,8 @@ VectorizationMode = Literal["auto", "vector_entry_point", "sync", "async"]
 EnvBackend = Literal["auto", "gymnasium", "torch"]
 
 
-class FastDQNError(Exception):
-    """An error a user can cause or act on: the CLI prints its message as one line and exits with `exit_code`."""
-
-    exit_code = 2
-
-
-class ConfigError(FastDQNError, ValueError):
-    """A user-settable value is out of range; the message names the field, the value and the fix."""
-
-
 SHAPE_FIELDS = ("env_id", "network", "hidden_dim", "batch_size", "num_envs", "buffer_capacity", "n_step")
 """Fields that change a tensor's shape: one value per group of many runs."""
-
-
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _kind_of(value: Any) -> str:
-    return "a bool" if isinstance(value, bool) else f"a {type(value).__name__}"
-
-
-def _describe(low: float, low_open: bool, high: float, high_open: bool) -> str:
-    if math.isinf(low) and math.isinf(high):
-        return "be a finite number"
-    if math.isinf(high):
-        return f"be a finite number {'>' if low_open else '>='} {low:g}"
-    return f"lie in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
-
-_FLOAT_RANGES: dict[str, tuple[float, bool, float, bool, str]] = {
-    # name: (low, low excluded, high, high excluded, what the bound means)
-    "gamma": (0.0, False, 1.0, False, ""),
-    "learning_rate": (0.0, True, math.inf, True, ""),
-    "adam_eps": (0.0, True, math.inf, True, " (Adam divides by it)"),
-    "max_grad_norm": (0.0, False, math.inf, True, " (0 turns it off)"),
-    "grad_clip_value": (0.0, False, math.inf, True, " (0 turns it off)"),
-    "tau": (0.0, True, 1.0, False, "; 1 is a hard copy"),
-    "per_alpha": (0.0, False, math.inf, True, " (0 samples uniformly)"),
-    "per_beta_start": (0.0, False, 1.0, False, ""),
-    "per_eps": (0.0, True, math.inf, True, " (so that no row has probability 0)"),
-    "epsilon_start": (0.0, False, 1.0, False, ""),
-    "epsilon_end": (0.0, False, 1.0, False, ""),
-    "epsilon_late": (0.0, False, 1.0, False, ""),
-    "actor_epsilon": (0.0, False, 1.0, False, ""),
-    "stop_at_return": (-math.inf, True, math.inf, True, " or none"),
-}
-"""Every float field's valid range; NaN and inf lie outside all of them."""
-_POSITIVE_INTS = (
-    "num_envs",
-    "total_steps",
-    "hidden_dim",
-    "buffer_capacity",
-    "batch_size",
-    "train_every",
-    "gradient_steps",
-    "target_update_every",
-    "n_step",
-    "epsilon_decay_steps",
-    "epsilon_late_steps",
-    "eval_episodes",
-    "log_every_steps",
-    "checkpoint_keep",
-    "weights_every",
-    "chunk_steps",
-)
-_NONNEGATIVE_INTS = ("learning_starts", "eval_every_steps", "torch_threads", "checkpoint_every_steps", "actors", "ray_cpus")
-_KINDS: dict[str, str] = {}
-
-
-def _field_kinds() -> dict[str, str]:
-    """Field name -> int, float, float?, bool, str, str? or other (Literal choices, log, extra), read once."""
-    if not _KINDS:
-        kinds = {
-            "int": "int",
-            "float": "float",
-            "float | None": "float?",
-            "bool": "bool",
-            "str": "str",
-            "Device": "str",
-            "str | None": "str?",
-        }
-        for f in fields(Config):
-            _KINDS[f.name] = kinds.get(str(f.type), "other")
-    return _KINDS
 
 
 @dataclass(frozen=True)
@@ -256,8 +177,8 @@ class Config:
     def __post_init__(self) -> None:
         # Types first: a hand-edited config.json, a TOML file or a library call may hand over a
         # string or a bool where a number belongs, and every range check below assumes numbers.
-        self._check_types()
-        self._check_numbers()
+        check_types(self)
+        check_numbers(self)
         if self.batch_size > self.buffer_capacity:
             raise ConfigError(
                 f"batch_size={self.batch_size} exceeds buffer_capacity={self.buffer_capacity}; "
@@ -282,76 +203,8 @@ class Config:
         self._check_choice("replay_storage", ReplayStorage)
         if not self.device or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"device={self.device!r} is not one of cpu, cuda, cuda:N, auto")
-        self._check_log()
-        self._check_actors()
-
-    def _check_types(self) -> None:
-        for name, kind in _field_kinds().items():
-            value = getattr(self, name)
-            if value is None and kind in ("float?", "str?"):
-                continue
-            if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ConfigError(f"{name}={value!r} must be an integer, not {_kind_of(value)}; pass {_option(name)} N")
-            if kind in ("float", "float?"):
-                if not isinstance(value, int | float) or isinstance(value, bool):
-                    none = " or none" if kind == "float?" else ""
-                    raise ConfigError(f"{name}={value!r} must be a number{none}, not {_kind_of(value)}; pass {_option(name)} X")
-                if isinstance(value, int) and not -(2**1023) < value < 2**1023:
-                    raise ConfigError(f"{name}={value} is too large for a float; pass {_option(name)} X with a finite X")
-                object.__setattr__(self, name, float(value))  # an int from JSON or TOML: one type in memory and in config.json
-            if kind == "bool" and not isinstance(value, bool):
-                raise ConfigError(
-                    f"{name}={value!r} must be true or false, not {_kind_of(value)}; pass {_option(name)} or --no-{name.replace('_', '-')}"
-                )
-            if kind in ("str", "str?") and not isinstance(value, str):
-                raise ConfigError(f"{name}={value!r} must be a string{' or none' if kind == 'str?' else ''}, not {_kind_of(value)}")
-        if not isinstance(self.extra, dict):
-            raise ConfigError(f"extra={self.extra!r} must be a table (a dict) of notes, not {_kind_of(self.extra)}")
-        try:
-            json.dumps(self.extra, allow_nan=False)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(
-                f"extra holds a value config.json cannot store ({error}); keep to strings, finite numbers, lists and tables"
-            ) from None
-        if not isinstance(self.log, str | list | tuple) or not all(isinstance(item, str) for item in self.log):
-            raise ConfigError(f"log={self.log!r} must be a list of tracker names (tensorboard, wandb)")
-        if "\0" in self.out_dir:
-            raise ConfigError(f"out_dir={self.out_dir!r} holds a NUL character; pass --out with a plain folder path")
-        if self.run_name is not None:
-            from fastdqn.runfolder import check_run_name  # the file system's rules live with the run folder
-
-            check_run_name(self.run_name, self.out_dir)
-
-    def _check_numbers(self) -> None:
-        """Every numeric field against its range: NaN and inf fail every float check here."""
-        for name in _POSITIVE_INTS:
-            value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(f"{name}={value!r} must be a positive integer; pass {_option(name)} N with N >= 1")
-        for name in _NONNEGATIVE_INTS:
-            value = getattr(self, name)
-            if value < 0:
-                raise ConfigError(f"{name}={value!r} must be an integer >= 0; pass {_option(name)} N with N >= 0 (0 turns it off)")
-        if not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed={self.seed} must lie in [0, 2**32 - 1] (numpy's seed range); pass --seed N")
-        for name, (low, low_open, high, high_open, note) in _FLOAT_RANGES.items():
-            value = getattr(self, name)
-            if value is None:
-                continue
-            above = value > low if low_open else value >= low
-            below = value < high if high_open else value <= high
-            if not (math.isfinite(value) and above and below):
-                raise ConfigError(f"{name}={value!r} must {_describe(low, low_open, high, high_open)}{note}; pass {_option(name)} X")
-
-    def _check_actors(self) -> None:
-        if self.actors == 0:
-            if self.ray_address is not None:
-                raise ConfigError(f"ray_address={self.ray_address!r} needs actors to send to it; add --actors N or drop --ray-address")
-            return
-        if self.env_backend == "torch" or self.fuse_step == "on":
-            raise ConfigError("--actors runs Gymnasium envs in the actor processes; drop --env-backend torch / --fuse-step on")
-        if self.replay_storage == "frames":
-            raise ConfigError("--actors stores rows from many actors in a tensor ring; drop --replay-storage frames")
+        check_log(self)
+        check_actors(self)
 
     def _check_choice(self, name: str, kind: Any) -> None:
         choices = get_args(kind)
@@ -391,16 +244,6 @@ class Config:
         if not isinstance(values, dict):
             raise ConfigError(f"{path} holds a JSON {type(values).__name__}, not the object of fields a config.json has")
         return cls.from_dict(values)
-
-    def _check_log(self) -> None:
-        # config.json and TOML hand over lists; the frozen field keeps a tuple so that equality holds
-        names = (self.log,) if isinstance(self.log, str) else tuple(self.log)
-        object.__setattr__(self, "log", tuple(dict.fromkeys(names)))
-        for name in self.log:
-            if name not in ("tensorboard", "wandb"):
-                raise ConfigError(
-                    f"log={name!r} is not one of tensorboard, wandb; pass --log tensorboard and/or --log wandb (metrics.csv is always written)"
-                )
 
 
 def preset(name: str) -> Config:

@@ -108,7 +108,7 @@ def test_cli_train_reports_the_run_before_it_writes_the_plot(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("seeds", [None, "1-2"], ids=["single", "group"])
 def test_build_configs_applies_an_explicit_none_to_every_run(seeds: str | None) -> None:
-    from fastdqn.cli import build_configs
+    from fastdqn.cli_config import build_configs
 
     cfgs = build_configs(None, None, {"stop_at_return": "none", "wandb_entity": "none", "gamma": "0.97"}, seeds)
     assert [(c.stop_at_return, c.wandb_entity, c.gamma) for c in cfgs] == [(None, None, 0.97)] * len(cfgs)

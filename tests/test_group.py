@@ -13,7 +13,8 @@ from configs import quiet_config
 from typer.testing import CliRunner
 
 from fastdqn.agent import DQNAgent
-from fastdqn.cli import app, parse_seeds
+from fastdqn.cli import app
+from fastdqn.cli_config import parse_seeds
 from fastdqn.config import Config, ConfigError
 from fastdqn.config import preset as fastdqn_preset
 from fastdqn.group import check_group, train_many

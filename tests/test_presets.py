@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fastdqn.cli import _train_options, app, build_config
+from fastdqn.cli import app
+from fastdqn.cli_config import build_config
+from fastdqn.cli_config import train_options as _train_options
 from fastdqn.config import Config, ConfigError, preset
 from fastdqn.presets import GENERAL, info, names, preset_for_env
 from fastdqn.tomlconfig import to_toml

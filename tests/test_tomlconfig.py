@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fastdqn.cli import app, build_config
+from fastdqn.cli import app
+from fastdqn.cli_config import build_config
 from fastdqn.config import PRESETS, Config, ConfigError, preset
 from fastdqn.tomlconfig import read_toml, to_toml
 
