@@ -48,7 +48,8 @@ def train(tree: Path, out: Path, args: tuple[str, ...], timeout: float = 600) ->
     command = [sys.executable, "-c", "from fastdqn.cli import main; main()", "train", *QUIET, "--out", str(out), *args]
     start = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(tree)}  # the checkout's package, ahead of any installed fastdqn
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    # cwd: `python -c` puts the working folder first on sys.path, ahead of PYTHONPATH
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=tree)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{tree}: fastdqn train {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-600:]}")
