@@ -56,21 +56,21 @@ def train(tree: Path, out: Path, args: tuple[str, ...], timeout: float = 600) ->
     return wall, sorted(out.rglob("metrics.csv"))
 
 
-def one_round(trees: dict[str, Path], seeds: list[int], scratch: Path, order: list[str]) -> list[dict[str, Any]]:
+def one_round(trees: dict[str, Path], seeds: list[int], scratch: Path, order: list[str], only: set[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for seed in seeds:
+    for seed in seeds if "solve" in only else []:
         for side in order:
             wall, metrics = train(trees[side], scratch / f"{side}-solve-{seed}-{time.monotonic_ns()}", ("--seed", str(seed)))
             steps, _ = first_solve(metrics[0])
             rows.append({"workload": "solve", "side": side, "seed": seed, "wall_s": wall, "env_steps": steps})
     for name, args in WORKLOADS.items():
-        for side in order:
+        for side in order if name in only else []:
             wall, _ = train(trees[side], scratch / f"{side}-{name}-{time.monotonic_ns()}", ("--seed", str(seeds[0]), *args))
             rows.append({"workload": name, "side": side, "seed": seeds[0], "wall_s": wall, "env_steps": None})
     group = (
         ("--seeds", f"{seeds[0]}-{seeds[-1]}") if seeds == list(range(seeds[0], seeds[-1] + 1)) else ("--seeds", ",".join(map(str, seeds)))
     )
-    for side in order:
+    for side in order if "group" in only else []:
         wall, _ = train(trees[side], scratch / f"{side}-group-{time.monotonic_ns()}", group)
         rows.append({"workload": "group", "side": side, "seed": None, "wall_s": wall, "env_steps": None})
     return rows
@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="1-5", help="seeds of the solve and group workloads, e.g. 1-5")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--only", default="solve,collect,update,group", help="workloads to run, comma-separated")
     args = parser.parse_args()
     first, _, last = args.seeds.partition("-")
     seeds = list(range(int(first), int(last or first) + 1))
@@ -134,7 +135,7 @@ def main() -> None:
             rows: list[dict[str, Any]] = []
             for index in range(args.rounds):
                 order = ["before", "after"] if index % 2 == 0 else ["after", "before"]
-                rows += one_round(trees, seeds, scratch / f"round{index}", order)
+                rows += one_round(trees, seeds, scratch / f"round{index}", order, set(args.only.split(",")))
                 print(report(rows, args.before, str(args.after), index + 1), flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before_tree)], check=False)
