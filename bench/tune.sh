@@ -18,6 +18,8 @@ lunarlander | all)
   # sweep-20261204-005544: Polyak targets and lr 5e-4 against the shipped lr 1e-3 with a hard copy every 64 updates
   sweep --preset lunarlander --seeds 1-5 --variant learning_rate=5e-4 --variant "tau=0.01 target_update_every=1" \
     --variant "tau=0.01 target_update_every=1 learning_rate=5e-4"
+  # sweep-20261204-021258: a ring that holds the whole run, on the suite's seeds
+  sweep --preset lunarlander --seeds 1-10 --option buffer_capacity=100000
   ;;&
 mountaincar | all)
   # sweep-20261203-222238: the zoo's settings as SB3 runs them (one env, 8 updates every 16 steps), shipped
