@@ -20,6 +20,8 @@ lunarlander | all)
     --variant "tau=0.01 target_update_every=1 learning_rate=5e-4"
   # sweep-20261204-021258: a ring that holds the whole run, on the suite's seeds
   sweep --preset lunarlander --seeds 1-10 --option buffer_capacity=100000
+  # sweep-20261204-022557: 3-step returns, on the suite's seeds
+  sweep --preset lunarlander --seeds 1-10 --option n_step=3
   ;;&
 mountaincar | all)
   # sweep-20261203-222238: the zoo's settings as SB3 runs them (one env, 8 updates every 16 steps), shipped
