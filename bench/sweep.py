@@ -1,6 +1,7 @@
 """A sweep with the engine: seeds x a few values of one option, trained as groups in one process.
 
     python bench/sweep.py --preset acrobot --seeds 1-10 --option learning_rate=1e-3,5e-4 [--set total_steps=50000]
+    python bench/sweep.py --preset lunarlander --seeds 1-5 --variant "tau=0.01 target_update_every=1" --variant learning_rate=5e-4
 
 Every run goes to its preset's budget (no early stop). Afterwards each run's `best.pt` (the policy
 `fastdqn eval RUN` picks) and `final.pt` (the one it ended with) get 20 fresh greedy episodes each
@@ -8,7 +9,8 @@ Every run goes to its preset's budget (no early stop). Afterwards each run's `be
 95% bootstrap interval, how many final policies reach the env's solve line, how many runs that
 reached it in training fell back below it by their end, and the wall per seed. Values of an option
 that changes tensor shapes (hidden_dim, batch_size, ...) train as one group each, the others as one
-group for the whole grid. Writes bench/results/sweep-<date>.md and .json.
+group for the whole grid. `--variant "A=1 B=2"` (repeatable) sweeps settings of several options
+at once, each variant one row of the table. Writes bench/results/sweep-<date>.md and .json.
 """
 
 from __future__ import annotations
@@ -34,9 +36,15 @@ EVAL_SEED = 12345  # `fastdqn eval`'s default
 
 
 def run_grid(
-    preset: str, seeds: list[int], option: str | None, values: list[str], overrides: dict[str, str], out_dir: Path
+    preset: str,
+    seeds: list[int],
+    option: str | None,
+    values: list[str],
+    overrides: dict[str, str],
+    out_dir: Path,
+    variants: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train preset x values x seeds to the budget as groups, evaluate best.pt and final.pt: one row per run."""
+    """Train preset x values (or variants) x seeds to the budget as groups, evaluate best.pt and final.pt: one row per run."""
 
     from fastdqn.agent import DQNAgent
     from fastdqn.cli_config import build_config
@@ -45,19 +53,28 @@ def run_grid(
     from fastdqn.group import SHAPE_FIELDS, train_many
 
     base = build_config(preset, None, {**overrides, "stop_at_return": "none", "save_plot": False, "out_dir": str(out_dir)})
-    parsed = [_option_values(option, value)[0] for value in values] if option else [None]
-    # one group per value of a shape field; the whole grid as one group otherwise
-    batches = [[v] for v in parsed] if option in SHAPE_FIELDS else [parsed]
+    if variants:
+        option = "variant"
+        settings = [{n: _option_values(n, v)[0] for n, v in parse_variant(text).items()} for text in variants]
+        labels: list[Any] = list(variants)
+    else:
+        settings = [{option: _option_values(option, value)[0]} for value in values] if option else [{}]
+        labels = [None] * len(settings)
+    shaped = any(name in SHAPE_FIELDS for setting in settings for name in setting)
+    # one group per setting that changes tensor shapes; the whole grid as one group otherwise
+    pairs = list(zip(settings, labels, strict=True))
+    batches = [[pair] for pair in pairs] if shaped else [pairs]
     solve_line = SOLVE_LINES.get(base.env_id)
     rows: list[dict[str, Any]] = []
     for batch in batches:
-        cfgs = [base.replace(seed=seed, **({option: value} if option else {})) for value in batch for seed in seeds]
+        cfgs = [base.replace(seed=seed, **setting) for setting, _ in batch for seed in seeds]
+        tags = [label for _, label in batch for _ in seeds]
         start = time.perf_counter()
         results = train_many(cfgs, progress=False, plot=False)
         wall = time.perf_counter() - start
-        for cfg, result in zip(cfgs, results, strict=True):
+        for cfg, tag, result in zip(cfgs, tags, results, strict=True):
             row: dict[str, Any] = {"env_id": cfg.env_id, "preset": preset, "option": option, "seed": cfg.seed}
-            row["value"] = getattr(cfg, option) if option else None
+            row["value"] = tag if option == "variant" else getattr(cfg, option) if option else None
             for policy in ("best", "final"):
                 path = result.run_dir / f"{policy}.pt"
                 returns = evaluate(
@@ -140,6 +157,14 @@ def write_results(stem: str, out: Path, payload: dict[str, Any], lines: list[str
     return json_path, md_path
 
 
+def parse_variant(text: str) -> dict[str, str]:
+    """`"tau=0.01 target_update_every=1"` -> {"tau": "0.01", "target_update_every": "1"}."""
+    pairs = [item.split("=", 1) for item in text.split()]
+    if not pairs or any(len(pair) != 2 for pair in pairs):
+        raise SystemExit(f"--variant {text!r}: write it as NAME=VALUE pairs separated by spaces")
+    return {name.replace("-", "_"): value for name, value in pairs}
+
+
 def parse_option(text: str | None) -> tuple[str | None, list[str]]:
     if not text:
         return None, []
@@ -154,16 +179,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", required=True, help="a preset name (`fastdqn presets`)")
     parser.add_argument("--seeds", default="1-10")
     parser.add_argument("--option", default=None, help="NAME=V1,V2,...: a Config field and its values (none: the preset alone)")
+    parser.add_argument(
+        "--variant", action="append", default=[], help='"NAME=V NAME2=V2": one setting of several options (repeatable; not with --option)'
+    )
     parser.add_argument("--set", action="append", default=[], help="NAME=VALUE over the preset, e.g. total_steps=20000 (repeatable)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--runs", type=Path, default=None, help="run folders (default: a temporary folder)")
     args = parser.parse_args(argv)
     option, values = parse_option(args.option)
+    if option and args.variant:
+        parser.error("give --option or --variant, not both")
     overrides = dict(item.split("=", 1) for item in args.set)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="fastdqn-sweep-") as tmp:
-        rows = run_grid(args.preset, parse_seeds(args.seeds), option, values, overrides, args.runs or Path(tmp))
+        rows = run_grid(args.preset, parse_seeds(args.seeds), option, values, overrides, args.runs or Path(tmp), args.variant)
     table = aggregate(rows)
     lines = markdown(table)
     print("\n".join(lines))

@@ -40,6 +40,26 @@ def test_sweep_reports_each_value_over_its_seeds(tmp_path: Path) -> None:
     assert "| CartPole-v1 | cartpole-fast | learning_rate = 0.001 | 2 |" in md and "threads" in md
 
 
+def test_sweep_variants_set_several_options_per_row(tmp_path: Path) -> None:
+    argv = ["--preset", "cartpole-fast", "--seeds", "1-2", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
+    argv += ["--variant", "tau=0.01 target_update_every=1", "--variant", "learning_rate=1e-3"]
+    assert sweep.main([*argv, "--set", "total_steps=1200", "--set", "eval_every_steps=400", "--set", "eval_episodes=3"]) == 0
+    (json_path,) = tmp_path.glob("sweep-*.json")
+    payload = json.loads(json_path.read_text())
+    assert [(e["option"], e["value"], e["seeds"]) for e in payload["table"]] == [
+        ("variant", "tau=0.01 target_update_every=1", 2),
+        ("variant", "learning_rate=1e-3", 2),
+    ]
+    saved = {r["run_dir"]: (r["value"], r["group_size"]) for r in payload["runs"]}
+    for run_dir, (value, group_size) in saved.items():
+        cfg = json.loads((Path(run_dir) / "config.json").read_text())
+        assert group_size == 4  # both variants and both seeds train as one group
+        if value.startswith("tau"):
+            assert (cfg["tau"], cfg["target_update_every"], cfg["learning_rate"]) == (0.01, 1, 5e-3)  # cartpole-fast's lr kept
+        else:
+            assert (cfg["tau"], cfg["learning_rate"]) == (1.0, 1e-3)
+
+
 def test_suite_quick_writes_the_table_the_json_and_the_plot(tmp_path: Path) -> None:
     pytest.importorskip("stable_baselines3", reason="the bench extra")
     pytest.importorskip("rl_zoo3", reason="`make bench-suite` installs rl_zoo3")

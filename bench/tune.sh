@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The preset sweeps behind fastdqn/presets/*.toml, as they were run (docs/presets.md has the results).
+# Each line is one process: the seeds x variants train as groups, every run to its budget, and
+# bench/results/sweep-<date>.md/.json get the best.pt and final.pt IQM, the solved and fall-back
+# counts and the wall per seed. Hours on a 2-core CPU: run one line at a time, e.g.
+#   bash bench/tune.sh lunarlander
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+sweep() { nice -n 10 "$PY" bench/sweep.py "$@"; }
+
+case "${1:-all}" in
+cartpole | all)
+  # sweep-20261203-215448: zoo lr 2.3e-3 kept 5/10 final policies solved, 1e-3 3/5, 5e-4 4/5 (shipped)
+  sweep --preset cartpole --seeds 1-5 --option learning_rate=1e-3,5e-4
+  ;;&
+lunarlander | all)
+  # sweep-20261204-005544: Polyak targets and lr 5e-4 against the shipped lr 1e-3 with a hard copy every 64 updates
+  sweep --preset lunarlander --seeds 1-5 --variant learning_rate=5e-4 --variant "tau=0.01 target_update_every=1" \
+    --variant "tau=0.01 target_update_every=1 learning_rate=5e-4"
+  # sweep-20261204-021258: a ring that holds the whole run, on the suite's seeds
+  sweep --preset lunarlander --seeds 1-10 --option buffer_capacity=100000
+  # sweep-20261204-022557: 3-step returns, on the suite's seeds
+  sweep --preset lunarlander --seeds 1-10 --option n_step=3
+  ;;&
+mountaincar | all)
+  # sweep-20261203-222238: the zoo's settings as SB3 runs them (one env, 8 updates every 16 steps), shipped
+  sweep --preset mountaincar --seeds 1-3
+  # the same against a lower lr and Polyak targets
+  sweep --preset mountaincar --seeds 1-3 --variant learning_rate=2e-3 --variant "tau=0.01 target_update_every=1" \
+    --variant "tau=0.01 target_update_every=1 learning_rate=2e-3"
+  ;;&
+acrobot | all)
+  # the shipped preset over seeds 1-10 (suite-20261203-211405 ran it through bench/suite.py)
+  sweep --preset acrobot --seeds 1-10
+  ;;
+esac
