@@ -52,7 +52,7 @@ PHASES: dict[str, tuple[str, ...]] = {
     "replay sample": ("fastdqn.buffer:ReplayBuffer.sample_tensors",),
     "update": ("fastdqn.agent:DQNAgent.update",),
     "evaluation": ("fastdqn.evaluate:Evaluator.run",),
-    "checkpoint": ("fastdqn.train:save_checkpoint", "fastdqn.agent:DQNAgent.save"),
+    "checkpoint": ("fastdqn.engine:save", "fastdqn.agent:DQNAgent.save"),
     "metrics and progress": ("fastdqn.metrics:Metrics.__init__", "fastdqn.metrics:Metrics.log", "fastdqn.metrics:Metrics.add_episodes"),
     "plot": ("fastdqn.plot:plot_run",),
     "close envs and files": ("fastdqn.metrics:Metrics.close", "fastdqn.evaluate:Evaluator.close"),

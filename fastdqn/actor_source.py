@@ -29,7 +29,7 @@ from fastdqn.envs import EnvSpaces, make_envs
 from fastdqn.evaluate import Evaluator
 from fastdqn.learners import SingleEvaluator, SingleLearner
 from fastdqn.metrics import Metrics, check_run_csvs
-from fastdqn.resume import checkpoint_payload, load_for_resume, restore, save_checkpoint
+from fastdqn.resume import load_for_resume, restore
 from fastdqn.run_state import LoopState
 from fastdqn.runfolder import claims_run_folder
 from fastdqn.schedules import epsilon_at
@@ -207,14 +207,7 @@ def train_distributed(
     result.metrics = metrics.rows
     member = Member(cfg, result, metrics, None)
 
-    def save(state: LoopState, live: list[int]) -> Path:
-        kept = buffer if cfg.save_buffer else None
-        payload = checkpoint_payload(
-            "agent", agent.state_dict(), kept, source.state_dict(), state, live, [member.status], [None], [metrics], [result], start_time
-        )
-        return save_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
-
-    engine.run(Parts(learner, source, buffer, runner, [member], run_dir, save, single=True), state, start_time, interrupt_at_step)
+    engine.run(Parts(learner, source, buffer, runner, [member], run_dir, single=True), state, start_time, interrupt_at_step)
     if cfg.save_plot if plot is None else plot:
         from fastdqn.plot import plot_run
 

@@ -14,7 +14,7 @@ K >= 1, `actor_source.train_distributed` for K = 1 fed by Ray actors):
   (K x N envs, n-step windows tagged by member), both in sources.py, or `ActorSource`
   (actor_source.py: Ray chunks, the replay ratio as `rounds_owed`, the weight broadcast);
 - evaluator (`MemberEvaluator`, or `SingleEvaluator` over a run's `Evaluator`);
-- `Parts.save`: the checkpoint of the run or the group folder at this step.
+- `save`: the checkpoint of the run or the group folder at this step, from the parts.
 
 A single run (`Parts.single`) stops as a whole when its weights turn non-finite (`TrainingFailed`)
 and checkpoints its last step, so `--resume` with a larger `--total-steps` extends it; a group
@@ -24,7 +24,7 @@ member that fails stops alone and the others go on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,7 +41,8 @@ from fastdqn.evaluate import Evaluation
 from fastdqn.finite import UPDATE_FIX, NonFiniteEnvOutput
 from fastdqn.metrics import Metrics
 from fastdqn.per import PrioritizedSampler
-from fastdqn.run_state import LoopState, RunResult
+from fastdqn.resume import checkpoint_payload, save_checkpoint
+from fastdqn.run_state import LoopState, RunResult, record_eval
 from fastdqn.schedules import linear_schedule
 from fastdqn.signals import StopRequest, stop_on_signals
 
@@ -91,6 +92,8 @@ class Learner(Protocol):
 
     def keep(self, slots: Sequence[int]) -> None: ...
 
+    def state_dict(self) -> dict[str, Any]: ...
+
 
 class RowSource(Protocol):
     """Where rows come from: act -> env step -> replay write for every member, and the episodes that ended."""
@@ -118,6 +121,10 @@ class RowSource(Protocol):
         ...
 
     def keep(self, slots: Sequence[int]) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """`env`, `nstep` and `position` (where the next step starts), and any `loop` counters of its own."""
+        ...
 
     def close(self) -> None: ...
 
@@ -151,8 +158,6 @@ class Parts:
     members: list[Member]
     folder: Path
     """The folder `--resume` continues: the run folder, or the group folder."""
-    save: Callable[[LoopState, list[int]], Path]
-    """Write a checkpoint at this step, given the indices of the members still training."""
     single: bool
     """A single run: a non-finite member stops the run (TrainingFailed), and its last step is checkpointed."""
     display: Any = None
@@ -240,7 +245,7 @@ def run(parts: Parts, state: LoopState, start_time: float, interrupt_at_step: in
                         state.next_checkpoint = next_multiple(state.env_steps, cfg.checkpoint_every_steps or state.next_checkpoint)
                     for i in live:
                         _flush(members[i], state.env_steps)
-                    path = parts.save(state, live)
+                    path = save(parts, state, live, start_time)
                     if interrupted:
                         raise interrupted_error(stop, path, parts.folder, state.env_steps)
     finally:
@@ -262,6 +267,25 @@ def next_multiple(env_steps: int, every: int) -> int:
 def _flush(member: Member, env_steps: int) -> None:
     if member.tracker is not None:
         member.tracker.flush(env_steps)
+
+
+def save(parts: Parts, state: LoopState, live: list[int], start_time: float) -> Path:
+    """The checkpoint of the run folder (a single run's `agent`) or the group folder (the stacked `members`) at this step."""
+    cfg, members = parts.members[0].cfg, parts.members
+    payload = checkpoint_payload(
+        "agent" if parts.single else "members",
+        parts.learner.state_dict(),
+        parts.replay if cfg.save_buffer else None,
+        parts.source.state_dict(),
+        state,
+        live,
+        [m.status for m in members],
+        [m.tracker for m in members],
+        [m.metrics for m in members],
+        [m.result for m in members],
+        start_time,
+    )
+    return save_checkpoint(parts.folder, payload, state.env_steps, cfg.checkpoint_keep)
 
 
 def learn(cfgs: Sequence[Config], learner: Learner, replay: ReplayBuffer, active: np.ndarray, env_steps: int) -> Stats:
@@ -311,25 +335,6 @@ def _stop(member: Member, learner: Learner, replay: ReplayBuffer, slot: int, fin
     else:
         member.status = f"failed: NaN/inf loss or weights before env step {env_steps}"
     member.metrics.close()
-
-
-def record_eval(result: RunResult, cfg: Config, evaluation: Evaluation, env_steps: int, start_time: float) -> bool:
-    """Track the best evaluation and the solve point; True when this one is the best so far.
-
-    An evaluation cut short (its mean could no longer reach `stop_at_return`) is logged, but its
-    partial mean is no measure of the policy, so it neither solves nor competes for `best.pt`.
-    """
-    mean = float(evaluation.returns.mean())
-    result.eval_history.append((env_steps, mean))
-    if not evaluation.complete:
-        return False
-    if cfg.stop_at_return is not None and mean >= cfg.stop_at_return and result.solved_at_step is None:
-        result.solved_at_step = env_steps
-        result.solved_at_seconds = time.perf_counter() - start_time
-    if result.best_eval_return is None or mean > result.best_eval_return:
-        result.best_eval_return = mean
-        return True
-    return False
 
 
 def interrupted_error(stop: StopRequest, path: Path, folder: Path, env_steps: int) -> TrainingInterrupted:

@@ -32,7 +32,7 @@ from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.members import MemberAgents
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import MemberNStep
-from fastdqn.resume import check_member_files, checkpoint_payload, load_group_checkpoint, restore, save_checkpoint
+from fastdqn.resume import check_member_files, load_group_checkpoint, restore
 from fastdqn.run_state import LoopState, RunResult
 from fastdqn.runfolder import claims_run_folder, make_run_folder
 from fastdqn.sources import MemberSource
@@ -206,17 +206,9 @@ def train_many(
             metrics.close()
         group.append(Member(c, result, metrics, tracker, statuses[i]))
 
-    def save(state: LoopState, live: list[int]) -> Path:
-        kept = replay if cfg.save_buffer else None
-        metrics, statuses = [m.metrics for m in group], [m.status for m in group]
-        payload = checkpoint_payload(
-            "members", learner.state_dict(), kept, source.state_dict(), state, live, statuses, trackers, metrics, results, start_time
-        )
-        return save_checkpoint(group_dir, payload, state.env_steps, cfg.checkpoint_keep)
-
     display = GroupProgress(k, max(c.total_steps for c in cfgs)) if progress else None
     engine.run(
-        Parts(learner, source, replay, evaluator, group, group_dir, save, single=False, display=display),
+        Parts(learner, source, replay, evaluator, group, group_dir, single=False, display=display),
         state,
         start_time,
         interrupt_at_step,

@@ -15,7 +15,7 @@ from fastdqn.buffer import ReplayBuffer
 from fastdqn.collect import make_collector
 from fastdqn.config import Config, ConfigError
 from fastdqn.device import resolve_device
-from fastdqn.engine import Member, Parts, TrainingFailed, TrainingInterrupted, record_eval, torch_threads
+from fastdqn.engine import Member, Parts, TrainingFailed, TrainingInterrupted, torch_threads
 from fastdqn.envs import EnvSpaces, make_envs
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.evaluate import Evaluator
@@ -24,8 +24,8 @@ from fastdqn.learners import SingleEvaluator, SingleLearner
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import NStepWriter
 from fastdqn.per import PrioritizedSampler
-from fastdqn.resume import checkpoint_payload, load_for_resume, restore, save_checkpoint
-from fastdqn.run_state import LoopState, RunResult
+from fastdqn.resume import load_for_resume, restore
+from fastdqn.run_state import LoopState, RunResult, record_eval
 from fastdqn.runfolder import claims_run_folder, make_run_folder
 from fastdqn.sources import LocalSource
 
@@ -106,24 +106,7 @@ def train(
     result.metrics, episodes.sink = metrics.rows, metrics
     member = Member(cfg, result, metrics, episodes)
 
-    def save(state: LoopState, live: list[int]) -> Path:
-        kept = buffer if cfg.save_buffer else None
-        payload = checkpoint_payload(
-            "agent",
-            agent.state_dict(),
-            kept,
-            source.state_dict(),
-            state,
-            live,
-            [member.status],
-            [episodes],
-            [metrics],
-            [result],
-            start_time,
-        )
-        return save_checkpoint(run_dir, payload, state.env_steps, cfg.checkpoint_keep)
-
-    engine.run(Parts(learner, source, buffer, runner, [member], run_dir, save, single=True), state, start_time, interrupt_at_step)
+    engine.run(Parts(learner, source, buffer, runner, [member], run_dir, single=True), state, start_time, interrupt_at_step)
     if cfg.save_plot if plot is None else plot:
         from fastdqn.plot import plot_run
 
