@@ -16,28 +16,20 @@ the script's globals. `DIR/metrics.csv` has fastdqn's columns (`env_steps`, `wal
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import csv
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-SOLVED_RETURN = 475.0
-EVAL_EPISODES = 20
-EVAL_SEED_OFFSET = 100_000
+from peer_protocol import EVAL_EPISODES, EVAL_SEED_OFFSET, SolveLog, peer_parser  # bench/, first on sys.path
 
 
 def main() -> int:
     start = time.perf_counter()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = peer_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--cleanrl", type=Path, required=True, help="a checkout of the CleanRL repository")
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--eval-every-steps", type=int, default=1_000)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (fastdqn's default: 1)")
     args = parser.parse_args()
 
     import gymnasium as gym
@@ -52,9 +44,7 @@ def main() -> int:
     script_globals: dict[str, Any] = {"__name__": "__main__", "__file__": str(script)}
     eval_envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(EVAL_EPISODES)])
     original_step = gym.vector.SyncVectorEnv.step
-    metrics = (args.out / "metrics.csv").open("w", newline="")
-    rows = csv.writer(metrics)
-    rows.writerow(["env_steps", "wall_s", "eval_return_mean"])
+    log = SolveLog(args.out, start)
     env_steps = 0
 
     @torch.no_grad()
@@ -73,20 +63,16 @@ def main() -> int:
         nonlocal env_steps
         result = original_step(self, actions)
         env_steps += self.num_envs
-        if env_steps % args.eval_every_steps == 0:
-            mean = greedy_mean()
-            rows.writerow([env_steps, f"{time.perf_counter() - start:.3f}", f"{mean:.2f}"])
-            metrics.flush()
-            if mean >= SOLVED_RETURN:
-                metrics.close()
-                os._exit(0)  # solved: the script's own loop has no way to stop early
+        if env_steps % args.eval_every_steps == 0 and log.evaluated(env_steps, greedy_mean()):
+            log.close()
+            os._exit(0)  # solved: the script's own loop has no way to stop early
         return result
 
     gym.vector.SyncVectorEnv.step = step  # type: ignore[method-assign]
     sys.argv = [str(script), "--seed", str(args.seed), "--no-cuda"]
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # its per-episode prints
         exec(compile(script.read_text(), str(script), "exec"), script_globals)
-    metrics.close()
+    log.close()
     return 0
 
 

@@ -16,15 +16,11 @@ the same schedule. `DIR/metrics.csv` has fastdqn's columns for `bench.solve.firs
 
 from __future__ import annotations
 
-import argparse
-import csv
 import sys
 import time
-from pathlib import Path
 
-SOLVED_RETURN = 475.0
-EVAL_EPISODES = 20
-EVAL_SEED_OFFSET = 100_000
+from peer_protocol import EVAL_EPISODES, EVAL_SEED_OFFSET, SolveLog, peer_parser  # bench/, first on sys.path
+
 EXAMPLE = {
     "lr": 1e-3,
     "batch_size": 64,
@@ -43,12 +39,7 @@ EXAMPLE = {
 
 def main() -> int:
     start = time.perf_counter()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--eval-every-steps", type=int, default=1_000)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (fastdqn's default: 1)")
-    args = parser.parse_args()
+    args = peer_parser(__doc__.split("\n\n")[0]).parse_args()
 
     import gymnasium as gym
     import numpy as np
@@ -83,21 +74,14 @@ def main() -> int:
     training_collector = ts.data.Collector[CollectStats](algorithm, training_envs, buffer, exploration_noise=True)
     test_collector = ts.data.Collector[CollectStats](algorithm, test_envs, exploration_noise=False)  # greedy
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "metrics.csv").open("w", newline="") as f:
-        rows = csv.writer(f)
-        rows.writerow(["env_steps", "wall_s", "eval_return_mean"])
-        tested_at = [0]
+    log = SolveLog(args.out, start)
+    tested_at = [0]
 
-        def test_fn(epoch: int, env_step: int | None) -> None:
-            test_envs.seed(args.seed + EVAL_SEED_OFFSET)  # every test faces the same starts, as fastdqn's
-            tested_at[0] = env_step or 0
+    def test_fn(epoch: int, env_step: int | None) -> None:
+        test_envs.seed(args.seed + EVAL_SEED_OFFSET)  # every test faces the same starts, as fastdqn's
+        tested_at[0] = env_step or 0
 
-        def stop_fn(mean_return: float) -> bool:
-            rows.writerow([tested_at[0], f"{time.perf_counter() - start:.3f}", f"{mean_return:.2f}"])
-            f.flush()
-            return mean_return >= SOLVED_RETURN
-
+    try:
         algorithm.run_training(
             OffPolicyTrainerParams(
                 training_collector=training_collector,
@@ -109,10 +93,12 @@ def main() -> int:
                 batch_size=ex["batch_size"],
                 update_step_num_gradient_steps_per_sample=1 / ex["collect_env_steps"],
                 test_fn=test_fn,
-                stop_fn=stop_fn,
+                stop_fn=lambda mean_return: log.evaluated(tested_at[0], mean_return),
                 test_in_training=False,
             )
         )
+    finally:
+        log.close()
     return 0
 
 

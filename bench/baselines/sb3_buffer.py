@@ -12,15 +12,6 @@ from typing import Any
 import numpy as np
 
 
-def sb3_missing() -> str | None:
-    """Why the sb3 rows cannot run here, or None when they can."""
-    try:
-        import stable_baselines3  # noqa: F401
-    except ImportError:
-        return "stable-baselines3 not installed (`make bench` installs the bench extra: pip install -e '.[bench]')"
-    return None
-
-
 def sb3_buffer(capacity: int, num_envs: int, device: str) -> Any:
     """An SB3 ReplayBuffer for CartPole rows from `num_envs` envs holding `capacity` transitions in all."""
     import gymnasium as gym

@@ -13,15 +13,6 @@ from typing import Any
 import torch
 
 
-def torchrl_missing() -> str | None:
-    """Why the torchrl row cannot run here, or None when it can."""
-    try:
-        import torchrl  # noqa: F401
-    except ImportError:
-        return "torchrl not installed (`make bench` installs the bench extra: pip install -e '.[bench]')"
-    return None
-
-
 def torchrl_buffer(capacity: int, batch_size: int, device: str) -> Any:
     """A TorchRL ReplayBuffer over a LazyTensorStorage of `capacity` rows on `device`, sampling `batch_size`."""
     from torchrl.data import LazyTensorStorage, ReplayBuffer
