@@ -32,7 +32,7 @@ from fastdqn.device import restore_generator, should_compile
 from fastdqn.envs import EnvSpaces
 from fastdqn.networks import MLP
 from fastdqn.optim import Adam, sync_target
-from fastdqn.stacked_mlp import StackedViews, stacked_loss_and_grad, stacked_q, stacked_td_backward
+from fastdqn.stacked_mlp import StackedViews, stacked_loss_and_grad, stacked_q, stacked_td_backward, stacked_td_target
 
 
 def _rebind(module: torch.nn.Module, flat: Tensor, grad: Tensor | None) -> None:
@@ -142,20 +142,6 @@ class MemberAgents:
         return torch.where(torch.stack(explores), torch.stack(randoms), greedy)
 
     @torch.no_grad()
-    def td_target(self, batch: MemberBatch) -> Tensor:
-        """(K, B) `r + gamma_k Q_target(s', a*)`, a* from the online net with Double DQN; n-step rows
-        bootstrap with their own `discount` (already 0 after a terminal)."""
-        next_q_target = stacked_q(self.target_weights, batch.next_obs)  # (K, B, A)
-        if self.double_dqn:
-            next_action = stacked_q(self.online_weights, batch.next_obs).argmax(dim=2, keepdim=True)
-            next_value = next_q_target.gather(2, next_action).squeeze(2)  # (K, B)
-        else:
-            next_value = next_q_target.amax(dim=2)
-        if batch.discount is not None:
-            return batch.reward + batch.discount * next_value
-        return batch.reward + (self.gamma * next_value).masked_fill_(batch.terminated, 0.0)
-
-    @torch.no_grad()
     def update(self, batch: MemberBatch, active: np.ndarray) -> dict[str, Tensor]:
         """One gradient step for every member where `active` (K,) bool (host) is True; the others
         keep their weights, Adam state and counters untouched.
@@ -176,7 +162,7 @@ class MemberAgents:
                 loss, q_mean, td_error = loss.clone(), q_mean.clone(), td_error.clone()
         else:
             loss, q_mean, td_error = stacked_td_backward(
-                self.online_weights, self.grad, batch.obs, batch.action, self.td_target(batch), self.huber, batch.weights
+                self.online_weights, self.grad, batch.obs, batch.action, self._td_target(batch), self.huber, batch.weights
             )
         grads = self.grad
         if self.clip_values:
@@ -194,6 +180,18 @@ class MemberAgents:
         if due.any():
             self.sync_target(np.flatnonzero(due))
         return {"loss": loss, "q_mean": q_mean, "td_error": td_error}
+
+    def _td_target(self, batch: MemberBatch) -> Tensor:
+        return stacked_td_target(
+            self.online_weights,
+            self.target_weights,
+            self.gamma,
+            batch.reward,
+            batch.next_obs,
+            batch.terminated,
+            batch.discount,
+            self.double_dqn,
+        )
 
     def _update_each(self, batch: MemberBatch, active: np.ndarray) -> dict[str, Tensor]:
         """Each active member's own `DQNAgent.update` (autograd, its Adam step and target sync) on its rows."""

@@ -117,6 +117,28 @@ def stacked_td_backward(
     return loss, q.mean(dim=1), td_error
 
 
+def stacked_td_target(
+    online: StackedViews,
+    target: StackedViews,
+    gamma: Tensor,
+    reward: Tensor,
+    next_obs: Tensor,
+    terminated: Tensor,
+    discount: Tensor | None,
+    double_dqn: bool,
+) -> Tensor:
+    """(K, B) `r + gamma_k Q_target(s', a*)`, a* from the online net with Double DQN; n-step rows
+    bootstrap with their own `discount` (K, B) (already 0 after a terminal). `gamma`: (K, 1)."""
+    next_q_target = stacked_q(target, next_obs)  # (K, B, A)
+    if double_dqn:
+        next_value = next_q_target.gather(2, stacked_q(online, next_obs).argmax(dim=2, keepdim=True)).squeeze(2)
+    else:
+        next_value = next_q_target.amax(dim=2)
+    if discount is not None:
+        return reward + discount * next_value
+    return reward + (gamma * next_value).masked_fill(terminated, 0.0)
+
+
 def stacked_loss_and_grad(
     online: Tensor,
     target: Tensor,
@@ -135,20 +157,12 @@ def stacked_loss_and_grad(
     """The whole stacked TD step as one pure function, for `torch.compile`: grad (K, P), loss (K,),
     mean Q (K,), td_error (K, B) from the flat weights `online` / `target` (K, P) and a batch.
 
-    The same arithmetic as `MemberAgents.td_target` + `stacked_td_backward`; compiled, the dozens of
+    `stacked_td_target` and `stacked_td_backward`, as the eager update runs them; compiled, the dozens of
     small elementwise ops between the matmuls fuse, which is what a K-member update spends its
     non-matmul time on. The optimizer step stays outside (it mutates the weights read here).
     """
     online_views, target_views = StackedViews(online, shapes), StackedViews(target, shapes)
-    next_q_target = stacked_q(target_views, next_obs)
-    if double_dqn:
-        next_value = next_q_target.gather(2, stacked_q(online_views, next_obs).argmax(dim=2, keepdim=True)).squeeze(2)
-    else:
-        next_value = next_q_target.amax(dim=2)
-    if discount is not None:
-        td_target = reward + discount * next_value
-    else:
-        td_target = reward + (gamma * next_value).masked_fill(terminated, 0.0)
+    td_target = stacked_td_target(online_views, target_views, gamma, reward, next_obs, terminated, discount, double_dqn)
     grad = torch.empty_like(online)
     loss, q_mean, td_error = stacked_td_backward(online_views, grad, obs, action, td_target, huber, sample_weights)
     return grad, loss, q_mean, td_error
