@@ -90,16 +90,13 @@ def plot_group_returns(group_dir: Path, run_dirs: Sequence[Path], out: Path | No
     bootstrap band; one colour per grid value (members that differ only in seed)."""
     import json
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from fastdqn.plot import new_figure, save_figure
 
     arms: dict[str, list[Path]] = {}
     for run_dir in run_dirs:
         arm = run_dir.name.rpartition("-s")[0] if "-s" in run_dir.name else ""
         arms.setdefault(arm or "seeds", []).append(run_dir)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = new_figure()
     for colour, (arm, dirs) in zip([f"C{i % 10}" for i in range(len(arms))], arms.items(), strict=True):
         steps, curves = eval_curves(dirs)
         if steps.size == 0:
@@ -118,11 +115,7 @@ def plot_group_returns(group_dir: Path, run_dirs: Sequence[Path], out: Path | No
     ax.grid(alpha=0.3)
     if arms:
         ax.legend(loc="best")
-    fig.tight_layout()
-    out = out or group_dir / "returns.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out or group_dir / "returns.png")
 
 
 class GroupProgress:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def smooth(values: list[float], weight: float = 0.9) -> list[float]:
@@ -21,18 +26,30 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def new_figure(width: float = 8.0, height: float = 4.5) -> tuple[Figure, Axes]:
+    """A figure with one axes, for a file only: matplotlib's object API (no pyplot state, no backend
+    switch, half pyplot's import), so a group can draw its K + 1 plots one after another cheaply."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def save_figure(fig: Figure, out: Path) -> Path:
+    """Write `fig` as a PNG with fixed margins: `tight_layout` measured every tick label and took
+    40% of a plot's time, which a group pays once per member."""
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.11, top=0.92)
+    fig.savefig(out, dpi=110)
+    return out
+
+
 def plot_run(run_dir: Path, out: Path | None = None) -> Path:
     """Draw the run's curves into `out` (default `run_dir/returns.png`) and return its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display is needed or wanted
-    import matplotlib.pyplot as plt
-
     episodes = _read_csv(run_dir / "episodes.csv")
     evals = [row for row in _read_csv(run_dir / "metrics.csv") if row.get("eval_return_mean")]
     if not episodes and not evals:
         raise ValueError(f"{run_dir} has no episodes.csv or metrics.csv rows to plot; is it a fastdqn run folder?")
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = new_figure()
     if episodes:
         steps = [int(row["env_steps"]) for row in episodes]
         returns = [float(row["return"]) for row in episodes]
@@ -52,8 +69,4 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
     ax.set_title(run_dir.name)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
-    fig.tight_layout()
-    out = out or run_dir / "returns.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out or run_dir / "returns.png")
