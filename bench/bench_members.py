@@ -5,7 +5,8 @@ batch per member, as `bench_update` times one) and `[single]` one `DQNAgent.upda
 shapes, so the report can give K = 1, 4, 8, 32 as multiples of one update. `bench_group_solve`
 runs `fastdqn train --quiet --seeds 1-8` as one process and then the same seeds one after another
 (`--seed S`), each a whole process timed from start to exit, and records walls and env steps to
-solve side by side.
+solve side by side. `bench_group_solve_wide` holds 32 seeds as one group against the median of
+single seeds 1-5 (issue target: <= 4x).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ MEMBERS = ["single", 1, 4, 8, "8-compiled", 32, 64]
 SPACES = EnvSpaces((4,), torch.float32, 2)
 GROUP_SEEDS = {"full": 8, "quick": 4, "tiny": 2}
 """Seeds of the group-vs-one-by-one case per profile."""
+WIDE_GROUP = {"full": (32, 5), "quick": (8, 3), "tiny": (4, 2)}
+"""Seeds of the wide group, and the single seeds (1..S) whose median wall it is held against."""
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
 """This checkout's `fastdqn` app (the venv's `fastdqn` script may point at another checkout)."""
 
@@ -148,5 +151,31 @@ def bench_group_solve(benchmark: Any, backend: str, tmp_path: Path) -> None:
     benchmark.extra_info.update(
         unit="s", what=f"`fastdqn train --seeds 1-{k}` against --seed 1..{k} one by one, {backend} envs, whole processes"
     )
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(figures)
+
+
+@pytest.mark.parametrize("backend", ["gymnasium", "torch"])
+def bench_group_solve_wide(benchmark: Any, backend: str, tmp_path: Path) -> None:
+    """The cartpole-fast preset, solving: 32 seeds as one group against the median single seed (1-5), whole processes."""
+    k, singles = WIDE_GROUP[PROFILE.name]
+    common = ["--preset", "cartpole-fast", "--env-backend", backend, "--device", "cpu", *PROFILE.solve_args]
+    figures: dict[str, Any] = {}
+
+    def run() -> None:
+        walls = [
+            _train(["--seed", str(s), "--run-name", f"s{s}", *common], tmp_path / "single", timeout=300) for s in range(1, singles + 1)
+        ]
+        group_wall = _train(["--seeds", f"1-{k}", "--run-name", "group", *common], tmp_path / "group", timeout=1800)
+        member_dirs = sorted(p for p in (tmp_path / "group" / "group").iterdir() if p.is_dir())
+        figures.update(
+            group_wall_s=group_wall,
+            single_walls_s=walls,
+            single_median_wall_s=statistics.median(walls),
+            group_solved=sum(first_solve(d / "metrics.csv")[0] is not None for d in member_dirs),
+            seeds=k,
+        )
+
+    benchmark.extra_info.update(unit="s", what=f"`fastdqn train --seeds 1-{k}` against the median of --seed 1..{singles}, {backend} envs")
     benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update(figures)

@@ -561,6 +561,20 @@ def member_targets(rows: list[Row]) -> list[tuple[str, str, str]]:
                     "met" if abs(shift) <= 0.25 else "NOT met",
                 )
             )
+    for backend in ("gymnasium", "torch"):
+        row = find(rows, "bench_group_solve_wide", backend=backend)
+        if row is None or row.status != "ok" or "group_wall_s" not in row.extra:
+            out.append((f"32 seeds as one group, {backend} envs: wall <= 4x the median single-seed wall", "-", "not measured"))
+            continue
+        e = row.extra
+        ratio = e["group_wall_s"] / e["single_median_wall_s"]
+        out.append(
+            (
+                f"{e['seeds']} seeds as one group, {backend} envs: wall <= 4x the median single-seed wall",
+                f"{ratio:.2f}x ({e['group_wall_s']:.1f} s vs {e['single_median_wall_s']:.1f} s; {e['group_solved']} of {e['seeds']} solved)",
+                "met" if ratio <= 4 else "NOT met",
+            )
+        )
     return out
 
 

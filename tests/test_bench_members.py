@@ -50,3 +50,24 @@ def test_report_states_the_member_targets_from_the_rows() -> None:
     assert found["group members solve (torch): >= 7 of 8"] == ("7 of 8", "met")
     assert found["group median env steps to solve within ±25% of the single runs' (torch)"][1] == "met"
     assert found["group of seeds, gymnasium envs: wall <= 2x the median single-seed wall"][1] == "not measured"
+
+
+def test_report_holds_the_wide_group_against_four_single_walls() -> None:
+    wide = report.Row("bench_group_solve_wide", {"backend": "torch"}, "ok")
+    wide.extra = {"group_wall_s": 50.0, "single_median_wall_s": 10.0, "single_walls_s": [9.0, 10.0, 11.0], "group_solved": 31, "seeds": 32}
+    found = {target: (measured, verdict) for target, measured, verdict in report.member_targets([wide])}
+    assert found["32 seeds as one group, torch envs: wall <= 4x the median single-seed wall"] == (
+        "5.00x (50.0 s vs 10.0 s; 31 of 32 solved)",
+        "NOT met",
+    )
+    assert found["32 seeds as one group, gymnasium envs: wall <= 4x the median single-seed wall"][1] == "not measured"
+
+
+def test_bench_group_solve_wide_times_the_group_and_its_singles(tmp_path: Path) -> None:
+    benchmark = OneCall()
+    bench_members.bench_group_solve_wide(benchmark, "torch", tmp_path)
+    k, singles = bench_members.WIDE_GROUP["tiny"]
+    extra = benchmark.extra_info
+    assert extra["seeds"] == k and len(extra["single_walls_s"]) == singles
+    assert extra["group_wall_s"] > 0 and 0 <= extra["group_solved"] <= k
+    assert len([p for p in (tmp_path / "group" / "group").iterdir() if p.is_dir()]) == k
