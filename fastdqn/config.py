@@ -88,7 +88,9 @@ class Config:
     gamma: float = 0.98
     """Discount per env step."""
     learning_rate: float = 5e-3
-    """Adam step size."""
+    """Adam step size (at env step 0 when `learning_rate_end` is set)."""
+    learning_rate_end: float | None = None
+    """Adam step size at total_steps, reached linearly from `learning_rate` at env step 0 (None: constant)."""
     adam_eps: float = 1e-8
     """Adam denominator epsilon."""
     loss: LossKind = "huber"

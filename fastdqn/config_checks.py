@@ -36,6 +36,7 @@ _FLOAT_RANGES: dict[str, tuple[float, bool, float, bool, str]] = {
     # name: (low, low excluded, high, high excluded, what the bound means)
     "gamma": (0.0, False, 1.0, False, ""),
     "learning_rate": (0.0, True, math.inf, True, ""),
+    "learning_rate_end": (0.0, False, math.inf, True, " (0 decays to a standstill) or none"),
     "adam_eps": (0.0, True, math.inf, True, " (Adam divides by it)"),
     "max_grad_norm": (0.0, False, math.inf, True, " (0 turns it off)"),
     "grad_clip_value": (0.0, False, math.inf, True, " (0 turns it off)"),

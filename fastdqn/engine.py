@@ -43,7 +43,7 @@ from fastdqn.metrics import Metrics
 from fastdqn.per import PrioritizedSampler
 from fastdqn.resume import checkpoint_payload, save_checkpoint
 from fastdqn.run_state import LoopState, RunResult, record_eval
-from fastdqn.schedules import linear_schedule
+from fastdqn.schedules import learning_rate_at, linear_schedule
 from fastdqn.signals import StopRequest, stop_on_signals
 
 Stats = dict[str, Tensor]
@@ -76,6 +76,10 @@ class Learner(Protocol):
 
     def update(self, batch: Any, active: np.ndarray) -> Stats:
         """One gradient step of every `active` (K,) member; device tensors, never read back."""
+        ...
+
+    def set_learning_rates(self, rates: Sequence[float]) -> None:
+        """Adam's step size of the member at each slot, from now on."""
         ...
 
     def reprioritize(self, replay: ReplayBuffer, batch: Any, stats: Stats, active: np.ndarray) -> None: ...
@@ -290,10 +294,13 @@ def save(parts: Parts, state: LoopState, live: list[int], start_time: float) -> 
 
 def learn(cfgs: Sequence[Config], learner: Learner, replay: ReplayBuffer, active: np.ndarray, env_steps: int) -> Stats:
     """`gradient_steps` updates on fresh samples (`cfgs`: the members still training); prioritized
-    replay anneals each member's beta and gets new priorities."""
+    replay anneals each member's beta and gets new priorities, a learning-rate schedule sets each
+    member's Adam step size. Both are set once per round from the env step, so resume is exact."""
     for sampler, cfg in zip(replay.samplers, cfgs, strict=True):
         if isinstance(sampler, PrioritizedSampler):
             sampler.beta = linear_schedule(cfg.per_beta_start, 1.0, cfg.total_steps, env_steps)
+    if any(cfg.learning_rate_end is not None for cfg in cfgs):  # none: the constant rates Adam was built with
+        learner.set_learning_rates([learning_rate_at(cfg, env_steps) for cfg in cfgs])
     for _ in range(cfgs[0].gradient_steps):
         batch = learner.sample(replay, cfgs[0].batch_size, active)
         stats = learner.update(batch, active)

@@ -41,6 +41,7 @@ from fastdqn.train import make_run_dir, seed_everything
 MEMBER_FIELDS = (
     "seed",
     "learning_rate",
+    "learning_rate_end",
     "adam_eps",
     "gamma",
     "epsilon_start",

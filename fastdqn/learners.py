@@ -38,6 +38,9 @@ class SingleLearner:
     def update(self, batch: Batch, active: np.ndarray) -> Stats:
         return self.agent.update(batch)
 
+    def set_learning_rates(self, rates: Sequence[float]) -> None:
+        self.agent.optimizer.set_lr(rates)
+
     def reprioritize(self, replay: ReplayBuffer, batch: Batch, stats: Stats, active: np.ndarray) -> None:
         if isinstance(replay.sampler, PrioritizedSampler) and batch.storage_index is not None:
             replay.update_priorities(batch.storage_index, stats["td_error"].abs())

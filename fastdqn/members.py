@@ -207,6 +207,13 @@ class MemberAgents:
         self.updates += active
         return {"loss": torch.stack(losses), "q_mean": torch.stack(q_means), "td_error": torch.stack(td_errors)}
 
+    def set_learning_rates(self, rates: Sequence[float]) -> None:
+        """Member k's Adam step size becomes `rates[k]`; each member's agent keeps it too (a looped
+        member steps with its own optimizer, and `export` saves it)."""
+        self.optimizer.set_lr(rates)
+        for agent, rate in zip(self.agents, rates, strict=True):
+            agent.optimizer.set_lr([rate])
+
     def sample(self, replay: ReplayBuffer, batch_size: int, active: np.ndarray) -> MemberBatch:
         return replay.sample_members(batch_size, active)
 

@@ -77,7 +77,8 @@ class Adam:
         epss = [float(eps)] * (members or 1) if isinstance(eps, (int, float)) else [float(v) for v in eps]
         self.lr, self.eps = lrs[0], epss[0]
         self.step_count = torch.zeros(() if members is None else (members,), dtype=torch.float32, device=params.device)
-        self.one_rate = len(set(zip(lrs, epss, strict=True))) == 1  # one fused kernel can step every member
+        self.one_eps = len(set(epss)) == 1
+        self.one_rate = self.one_eps and len(set(lrs)) == 1  # one fused kernel can step every member
         self.lrs = torch.tensor(lrs, device=params.device).unsqueeze(1)  # (K, 1)
         self.epss = torch.tensor(epss, device=params.device).unsqueeze(1)
 
@@ -139,8 +140,21 @@ class Adam:
         self.params, self.grads = params, grads
         for name in ("exp_avg", "exp_avg_sq", "step_count", "lrs", "epss"):
             setattr(self, name, getattr(self, name).index_select(0, index))
-        self.one_rate = bool((self.lrs == self.lrs[0]).all() and (self.epss == self.epss[0]).all())
+        self.one_eps = bool((self.epss == self.epss[0]).all())
+        self.one_rate = self.one_eps and bool((self.lrs == self.lrs[0]).all())
         self.lr, self.eps = float(self.lrs[0, 0]), float(self.epss[0, 0])
+
+    def set_lr(self, lrs: Sequence[float]) -> None:
+        """New step sizes, one per member (one for a single run), e.g. a schedule's at this env step.
+
+        The fused kernel takes `lr` as a host float; the members' (K, 1) `lrs` get theirs by one
+        non-blocking host-to-device copy, so a scheduled rate costs no host sync and, as the step is
+        never compiled or captured, no recompile.
+        """
+        self.lr = float(lrs[0])
+        if self.stacked:
+            self.lrs.copy_(torch.tensor(lrs, dtype=torch.float32).unsqueeze(1), non_blocking=True)
+            self.one_rate = self.one_eps and len(set(lrs)) == 1
 
     def state_dict(self) -> dict[str, Any]:
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "step": self.step_count, "lr": self.lr}

@@ -1,4 +1,4 @@
-"""Exploration schedules: pure functions of the env step, so a resumed run picks up exactly."""
+"""Exploration and learning-rate schedules: pure functions of the env step, so a resumed run picks up exactly."""
 
 from __future__ import annotations
 
@@ -32,3 +32,16 @@ def epsilon_at(cfg: Config, env_step: int) -> float:
         )
     schedule = linear_schedule if cfg.exploration == "linear" else exponential_schedule
     return schedule(cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_decay_steps, env_step)
+
+
+def learning_rate_at(cfg: Config, env_step: int) -> float:
+    """Adam's step size at `env_step`: `learning_rate`, or a line from it to `learning_rate_end` at total_steps.
+
+    The line starts at env step 0, not at learning_starts: like epsilon and PER's beta it is then a
+    function of the env step and the budget alone, and it is SB3's (rl-zoo's `lin_`) schedule, which
+    runs on the progress `num_timesteps / total_timesteps`. learning_starts is 1% of the classic
+    budgets, so the first update steps at 99% of `learning_rate`.
+    """
+    if cfg.learning_rate_end is None:
+        return cfg.learning_rate
+    return linear_schedule(cfg.learning_rate, cfg.learning_rate_end, cfg.total_steps, env_step)
