@@ -99,8 +99,6 @@ def _refused_options(cfgs: Sequence[Config]) -> str | None:
     """The first option a group cannot honour, as one line naming it and the alternative; None if none."""
     if any(c.fuse_step == "on" for c in cfgs):
         return "--fuse-step on is a single-run mode; many runs in one process (--seeds) step eagerly: drop --fuse-step or run the seeds one by one"
-    if any(c.compile == "on" for c in cfgs) and cfgs[0].network not in ("mlp", "dueling"):
-        return f"--compile on compiles a group's stacked MLP update; {cfgs[0].network} members update one by one, eagerly: drop --compile"
     if any(c.actors > 0 for c in cfgs):
         return f"--actors {cfgs[0].actors} trains one run with Ray actors; --seeds trains in one process without them: drop one of the two"
     return None

@@ -156,10 +156,6 @@ def test_cli_trains_the_grid_of_listed_values_times_the_seeds(tmp_path: Path) ->
         (["--seeds", "1-2", "--seed", "3"], "not both"),
         (["--learning-rate", "1e-3,x"], "'x' is not a number"),
         (["--seeds", "1-2", "--env-backend", "torch", "--fuse-step", "on"], "--fuse-step on is a single-run mode"),
-        (
-            ["--seeds", "1-2", "--env", "framestack_env:Frames84-v0", "--network", "nature_cnn", "--compile", "on"],
-            "--compile on compiles a group's stacked MLP update; nature_cnn members update one by one",
-        ),
         (["--seeds", "1-2", "--actors", "1"], "--actors 1 trains one run with Ray actors"),
     ],
 )
@@ -257,7 +253,7 @@ def test_sigterm_checkpoints_a_group_and_the_cli_resumes_it(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_nature_cnn_members_follow_their_single_runs_bit_for_bit(tmp_path: Path) -> None:
+def test_nature_cnn_members_follow_their_single_runs(tmp_path: Path) -> None:
     import framestack_env  # noqa: F401  (registers the pixel envs)
 
     base = small(
@@ -265,11 +261,13 @@ def test_nature_cnn_members_follow_their_single_runs_bit_for_bit(tmp_path: Path)
         batch_size=8, buffer_capacity=256, gradient_steps=1, target_update_every=8, log_every_steps=40, eval_every_steps=0,
     )  # fmt: skip
     cfgs = [base.replace(seed=1), base.replace(seed=2, learning_rate=1e-3)]
-    for member, cfg in zip(train_many(cfgs), cfgs, strict=True):  # each member's own autograd update: the same kernels
+    for member, cfg in zip(train_many(cfgs), cfgs, strict=True):  # functorch's grads sum in another order: float tolerance
         single = train(cfg.replace(run_name=f"single-{cfg.seed}"))
         assert member.agent.updates == single.agent.updates > 0
-        assert torch.equal(member.agent.online.data, single.agent.online.data)
-        assert torch.equal(member.agent.target.data, single.agent.target.data)
+        for mine, theirs in ((member.agent.online.data, single.agent.online.data), (member.agent.target.data, single.agent.target.data)):
+            apart = (mine - theirs).abs()  # Adam may move a weight whose gradient is ~0 by its lr on a float-order difference
+            assert float(apart.max()) < 10 * cfg.learning_rate and float((apart > 1e-5).float().mean()) < 1e-2
+        assert (member.run_dir / "episodes.csv").read_text() == (single.run_dir / "episodes.csv").read_text()
 
 
 def test_a_group_checkpoint_holds_and_restores_every_process_generator(tmp_path: Path) -> None:
