@@ -34,6 +34,7 @@ k*N..(k+1)*N-1).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -113,11 +114,14 @@ class FrameStorage:
         needed = members * ((self.frame_capacity + 1) * frame_bytes + capacity * row_bytes + num_envs * stack * 8)
         free, _source = available_bytes(self.device)
         if free is not None and needed > free:
-            many, fewer = (
-                (f"{members} frame replay buffers", " or train fewer members at once") if members > 1 else ("a frame replay buffer", "")
+            many = (
+                f"{members} frame replay buffers of buffer_capacity={capacity} need"
+                if members > 1
+                else f"a frame replay buffer of buffer_capacity={capacity} needs"
             )
+            fewer = " or train fewer members at once" if members > 1 else ""
             raise ConfigError(
-                f"{many} of buffer_capacity={capacity} need {needed / 2**30:.2f} GiB on {self.device} "
+                f"{many} {needed / 2**30:.2f} GiB on {self.device} "
                 f"({needed / capacity / members:.0f} bytes per transition) but only {free / 2**30:.2f} GiB is free; lower --buffer-capacity{fewer}"
             )
         self.frame_shape = tuple(frame_shape)
@@ -261,16 +265,16 @@ class FrameStorage:
 
     def newest_rows(self, index: Tensor) -> Tensor:
         """(B,) int64: the newest flat row of the member of each row at `index` (always valid)."""
-        member = self._member_of(index)
+        return self._newest(self._member_of(index))
+
+    def _newest(self, member: Tensor) -> Tensor:
         return member * self.capacity + self.newest.index_select(0, member)
 
     def read(self, index: Tensor) -> dict[str, Tensor]:
         """Rows at flat `index` (B,) int64, with obs/next_obs rebuilt as (B, stack, H, W) uint8 stacks."""
         member = self._member_of(index)  # (B,)
         valid = self._valid(self.ids.index_select(0, index), member)
-        index = torch.where(
-            valid, index, member * self.capacity + self.newest.index_select(0, member)
-        )  # rows whose frames were overwritten
+        index = torch.where(valid, index, self._newest(member))  # rows whose frames were overwritten read their member's newest
         ids, ring_start = self.ids.index_select(0, index), (member * (self.frame_capacity + 1))[:, None]  # (B, 2S), (B, 1)
         return {
             "obs": self._gather(ids[:, : self.stack], ring_start),
@@ -280,14 +284,7 @@ class FrameStorage:
 
     def member(self, k: int) -> FrameStorage:
         """Member k's rows, frames and counters as a K = 1 storage of views (nothing allocated, nothing copied)."""
-        view = FrameStorage.__new__(FrameStorage)
-        view.capacity, view.stack, view.num_envs, view.device = self.capacity, self.stack, self.num_envs, self.device
-        view.frame_capacity, view.frame_shape, view.word, view._positions = (
-            self.frame_capacity,
-            self.frame_shape,
-            self.word,
-            self._positions,
-        )
+        view = copy.copy(self)  # the sizes and constants; `_bind` replaces every tensor with member k's views
         view._bind({name: t[k : k + 1] for name, t in self.stacked.items()})
         return view
 
@@ -309,12 +306,8 @@ class FrameStorage:
         }
 
     def load_state_dict(self, state: Mapping[str, Any], size: int) -> None:
-        for name, target in (
-            ("frames", self.frames[0]),
-            ("ids", self.ids),
-            ("env_next_ids", self.env_next_ids),
-            ("written", self.written[0]),
-        ):
+        targets = {"frames": self.frames[0], "ids": self.ids, "env_next_ids": self.env_next_ids, "written": self.written[0]}
+        for name, target in targets.items():
             if tuple(state[name].shape) != tuple(target.shape):
                 raise ValueError(f"saved frame storage {name!r} is {tuple(state[name].shape)}, this one's {tuple(target.shape)}")
             target.copy_(state[name])
