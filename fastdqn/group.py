@@ -25,8 +25,8 @@ from fastdqn.buffer import ReplayBuffer
 from fastdqn.config import SHAPE_FIELDS, Config, ConfigError
 from fastdqn.device import resolve_device
 from fastdqn.engine import Member, Parts, torch_threads
-from fastdqn.envs import is_atari
 from fastdqn.episodes import EpisodeTracker
+from fastdqn.frames import frame_storage
 from fastdqn.group_report import GroupProgress, write_summary
 from fastdqn.member_envs import MemberEnvs, MemberEvaluator
 from fastdqn.members import MemberAgents
@@ -87,8 +87,6 @@ def check_group(cfgs: Sequence[Config]) -> None:
     refused = _refused_options(cfgs)
     if refused:
         raise ConfigError(refused)
-    if is_atari(first.env_id):
-        raise ConfigError(f"many runs in one process (--seeds) do not run ALE envs such as {first.env_id} yet; run the seeds one by one")
     if first.buffer_capacity < first.num_envs * first.n_step:
         raise ConfigError(
             f"buffer_capacity={first.buffer_capacity} is below num_envs x n_step = {first.num_envs * first.n_step}; raise --buffer-capacity"
@@ -174,7 +172,8 @@ def train_many(
     envs = MemberEnvs(cfgs, n, device)
     spaces = envs.spaces
     learner = MemberAgents(cfgs, spaces, device)
-    replay = ReplayBuffer.for_members(cfgs, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1)
+    frames = frame_storage(cfg, spaces.obs_shape, spaces.obs_dtype, device, members=k)  # ALE ids, or --replay-storage frames
+    replay = ReplayBuffer.for_members(cfgs, spaces.obs_shape, spaces.obs_dtype, device, discount=cfg.n_step > 1, storage=frames)
     nstep = MemberNStep(cfg.n_step, cfg.gamma, k * n, n, spaces.obs_shape, spaces.obs_dtype, device) if cfg.n_step > 1 else None
     evaluator = MemberEvaluator(cfgs, device) if cfg.eval_every_steps else None
     group_dir = resume if resume is not None else make_run_folder(cfg, "group", overwrite)

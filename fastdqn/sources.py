@@ -104,6 +104,7 @@ class MemberSource(LocalRows):
         self.n = envs.n
         self.obs_shape = envs.spaces.obs_shape
         self.obs = torch.zeros(0)
+        self.env_ids = torch.arange(envs.num_envs, device=envs.device)  # lets FrameStorage link each env's rows (member k's: k*N..)
 
     def reset(self, seeds: Sequence[int]) -> None:
         self.obs = self.envs.reset(seeds)
@@ -113,7 +114,7 @@ class MemberSource(LocalRows):
         actions = self.learner.act(obs.view(k, self.n, *self.obs_shape), epsilons).view(-1)  # (K*N,)
         step = self.envs.step(actions)
         if self.nstep is None:
-            rows = step.transitions(obs, actions)
+            rows = step.transitions(obs, actions, self.env_ids)
             row_members = None if step.valid is None else np.flatnonzero(step.valid) // self.n
         else:
             rows = self.nstep.push_step(obs, actions, step)
@@ -128,6 +129,7 @@ class MemberSource(LocalRows):
         """Go on with the members at `slots` only, each env where it is."""
         self.obs = self.obs.view(self.envs.k, self.n, *self.obs_shape)[list(slots)].flatten(0, 1)
         self.envs.keep(slots)
+        self.env_ids = self.env_ids[: self.envs.num_envs]  # the replay moved each kept member's envs to its new slot
         self.trackers = [self.trackers[i] for i in slots]
         if self.nstep is not None:
             self.nstep.keep(slots)

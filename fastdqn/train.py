@@ -11,15 +11,15 @@ import torch
 
 from fastdqn import engine
 from fastdqn.agent import DQNAgent
-from fastdqn.buffer import ReplayBuffer
+from fastdqn.buffer import ReplayBuffer, UniformSampler
 from fastdqn.collect import make_collector
-from fastdqn.config import Config, ConfigError
+from fastdqn.config import Config
 from fastdqn.device import resolve_device
 from fastdqn.engine import Member, Parts, TrainingFailed, TrainingInterrupted, torch_threads
 from fastdqn.envs import EnvSpaces, make_envs
 from fastdqn.episodes import EpisodeTracker
 from fastdqn.evaluate import Evaluator
-from fastdqn.frames import frame_replay_buffer, wants_frame_storage
+from fastdqn.frames import frame_storage
 from fastdqn.learners import SingleEvaluator, SingleLearner
 from fastdqn.metrics import Metrics
 from fastdqn.nstep import NStepWriter
@@ -47,11 +47,9 @@ def make_run_dir(cfg: Config, overwrite: bool = False) -> Path:
 def build_replay(cfg: Config, spaces: EnvSpaces, device: torch.device) -> tuple[ReplayBuffer, NStepWriter | None]:
     """The run's replay buffer (tensor or frame storage, uniform or prioritized) and its n-step writer."""
     sampler = PrioritizedSampler(cfg.buffer_capacity, device, cfg.per_alpha, cfg.per_eps, cfg.seed) if cfg.per else None
-    if wants_frame_storage(cfg.replay_storage, cfg.env_id, spaces.obs_shape, spaces.obs_dtype):
-        if cfg.n_step > 1:
-            raise ConfigError(f"n_step={cfg.n_step} needs --replay-storage tensor: frame storage keeps no per-row discount")
-        buffer = frame_replay_buffer(cfg.buffer_capacity, spaces.obs_shape, cfg.num_envs, device, seed=cfg.seed)
-        buffer.sampler = sampler or buffer.sampler
+    frames = frame_storage(cfg, spaces.obs_shape, spaces.obs_dtype, device)
+    if frames is not None:
+        buffer = ReplayBuffer(frames, sampler or UniformSampler(device, cfg.seed))
     else:
         buffer = ReplayBuffer.create(
             cfg.buffer_capacity, spaces.obs_shape, spaces.obs_dtype, device, seed=cfg.seed, sampler=sampler, discount=cfg.n_step > 1

@@ -6,7 +6,8 @@ first pixels, so every frame differs from every other and a wrong stack cannot p
 Every `FREEZE`-th step repeats the previous frame exactly, as a static screen does, to exercise
 identical neighbours. Episodes terminate after 1 to 7 steps or run into the TimeLimit at 9.
 `Frames-v0` stacks 4 frames and repeats the first frame at a reset (Gymnasium's default, like
-DeepMind's FrameStack); `ZeroPadFrames-v0` pads with zeros at a reset, like ale-py's vector env.
+DeepMind's FrameStack); `ZeroPadFrames-v0` pads with zeros at a reset, like ale-py's vector env;
+`PlainFrames-v0` is `Frames-v0` stacking in the env itself, so its state is plain data.
 """
 
 from __future__ import annotations
@@ -57,10 +58,31 @@ class FrameCounterEnv(gym.Env[np.ndarray, np.int64]):
         return self._draw().copy(), float(action), self.t >= self.length, False, {}
 
 
+class PlainFramesEnv(FrameCounterEnv):
+    """`Frames-v0` with the 4-frame stack kept in the env itself, as one array: its whole state is
+    plain data (ints, arrays, numpy generators), as a classic-control env's is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = gym.spaces.Box(0, 255, shape=(4, self.size, self.size), dtype=np.uint8)
+        self.stack = np.zeros((4, self.size, self.size), dtype=np.uint8)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        frame, info = super().reset(seed=seed, options=options)
+        self.stack[:] = frame  # the first frame repeated, as FrameStackObservation(padding_type="reset") does
+        return self.stack.copy(), info
+
+    def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        frame, reward, terminated, truncated, info = super().step(action)
+        self.stack = np.concatenate([self.stack[1:], frame[None]])
+        return self.stack.copy(), reward, terminated, truncated, info
+
+
 def _stacked(padding: str, size: int = SIZE) -> gym.Env[np.ndarray, np.int64]:
     return FrameStackObservation(gym.wrappers.TimeLimit(FrameCounterEnv(size), TRUNCATE_AT), 4, padding_type=padding)
 
 
 gym.register("Frames-v0", entry_point=lambda: _stacked("reset"))
 gym.register("ZeroPadFrames-v0", entry_point=lambda: _stacked("zero"))
+gym.register("PlainFrames-v0", entry_point=PlainFramesEnv, max_episode_steps=TRUNCATE_AT)
 gym.register("Frames84-v0", entry_point=lambda: _stacked("reset", 84))  # (4, 84, 84): what the Nature CNN takes

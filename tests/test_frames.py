@@ -57,7 +57,7 @@ def assert_rows_equal(frames: ReplayBuffer, reference: ReplayBuffer) -> None:
     assert isinstance(storage, FrameStorage)
     index = torch.arange(len(reference), device=reference.device)
     got = storage.read(index)
-    want = reference.storage.read(torch.where(storage.valid(index), index, storage.newest_row))
+    want = reference.storage.read(torch.where(storage.valid(index), index, storage.newest_rows(index)))
     for name in FIELDS:
         assert torch.equal(got[name], want[name]), name
 

@@ -37,6 +37,7 @@ OPTIONS = {
     "n_step": ["--n-step", "3"],
     "dueling": ["--network", "dueling"],
     "cnn": ["--env", "framestack_env:Frames84-v0", "--network", "nature_cnn", "--buffer-capacity", "256"],
+    "frames": ["--env", "framestack_env:Frames-v0", "--replay-storage", "frames"],
     "fuse_step": ["--fuse-step", "on"],
     "compile": ["--compile", "on"],
     "resume": [],
@@ -47,6 +48,9 @@ REFUSED = {
     ("fused", "per"): "--fuse-step on needs",
     ("fused", "n_step"): "--fuse-step on needs",
     ("fused", "cnn"): "torch",
+    ("native", "frames"): "torch",  # no native pixel env
+    ("fused", "frames"): "torch",
+    ("actors", "frames"): "--replay-storage frames",
     ("seeds", "fuse_step"): "--fuse-step on",
     ("actors", "fuse_step"): "--fuse-step on",
 }
@@ -78,6 +82,14 @@ def _last_step(run_dir: Path) -> int:
         return max(int(row["env_steps"]) for row in csv.DictReader(f))
 
 
+def _saved_storages(folder: Path) -> list[dict[str, object]]:
+    """The replay storage state of each member in the newest checkpoint of a run or group folder."""
+    from fastdqn.checkpoint import read_payload
+
+    buffer = read_payload(sorted((folder / "checkpoints").glob("step-*.pt"))[-1], "cpu")["buffer"]
+    return [dict(member["storage"]) for member in buffer.get("members", [buffer])]
+
+
 @pytest.mark.parametrize(("mode", "option"), CELLS)
 def test_option_in_mode_trains_or_is_refused_in_one_line(tmp_path: Path, mode: str, option: str) -> None:
     args = ["train", "--out", str(tmp_path), "--run-name", "r", *TINY, *MODES[mode], *OPTIONS[option]]
@@ -107,3 +119,7 @@ def test_option_in_mode_trains_or_is_refused_in_one_line(tmp_path: Path, mode: s
             assert saved["network"] == OPTIONS[option][-3 if option == "cnn" else -1]
         if option == "compile":
             assert saved["compile"] == "on"
+        if option == "frames":
+            assert saved["replay_storage"] == "frames"
+            storages = _saved_storages(tmp_path / "r")
+            assert len(storages) == len(runs) and all("frames" in storage for storage in storages)  # rows went to frame storage

@@ -106,11 +106,20 @@ class ReplayBuffer:
 
     @classmethod
     def for_members(
-        cls, cfgs: Sequence[Config], obs_shape: tuple[int, ...], obs_dtype: torch.dtype, device: torch.device, discount: bool = False
+        cls,
+        cfgs: Sequence[Config],
+        obs_shape: tuple[int, ...],
+        obs_dtype: torch.dtype,
+        device: torch.device,
+        discount: bool = False,
+        storage: Storage | None = None,
     ) -> ReplayBuffer:
-        """K members' rings of `cfgs[0].buffer_capacity` rows, member k sampling as `cfgs[k]`'s single run does."""
+        """K members' rings of `cfgs[0].buffer_capacity` rows, member k sampling as `cfgs[k]`'s single run does.
+
+        `storage`: the members' rows (K = len(cfgs)), e.g. a `FrameStorage`; default a `TensorStorage`."""
         capacity, first = cfgs[0].buffer_capacity, cfgs[0]
-        storage = TensorStorage(_specs(obs_shape, obs_dtype, discount), capacity, device, members=len(cfgs))
+        if storage is None:
+            storage = TensorStorage(_specs(obs_shape, obs_dtype, discount), capacity, device, members=len(cfgs))
         if not first.per:
             return cls(storage, [make_sampler(cfg, capacity, device) for cfg in cfgs])
         from fastdqn.per import MemberTrees  # every member's sum tree in one tensor per level
@@ -180,9 +189,9 @@ class ReplayBuffer:
     def _extend_members(self, rows: Mapping[str, Tensor], members: np.ndarray | None) -> slice | Tensor:
         k, capacity, cursors = self.members, self.capacity, self.writer.cursors
         per = rows["action"].shape[0] // k
-        if members is None and (cursors == cursors[0]).all() and cursors[0] + per <= capacity:
+        uniform_step = members is None and (cursors == cursors[0]).all() and cursors[0] + per <= capacity
+        if uniform_step and isinstance(self.storage, TensorStorage):
             start = int(cursors[0])  # the common case with native envs: one slice copy per field
-            assert isinstance(self.storage, TensorStorage)
             for name, storage in self.storage.stacked.items():
                 storage[:, start : start + per] = rows[name].view(k, per, *storage.shape[2:])
             if self._tracks_writes:
@@ -272,14 +281,12 @@ class ReplayBuffer:
 
     def member(self, k: int) -> ReplayBuffer:
         """Member k's ring as a K = 1 buffer over views of its rows (no copy), with member k's sampler."""
-        assert isinstance(self.storage, TensorStorage)
         writer = RingWriter(self.capacity)
         writer.cursor, writer.size = int(self.writer.cursors[k]), int(self.writer.sizes[k])
         return ReplayBuffer(self.storage.member(k), self.samplers[k], writer)
 
     def keep(self, slots: Sequence[int]) -> None:
         """Go on with the members at `slots` only; buffers handed out by `member` keep their rows."""
-        assert isinstance(self.storage, TensorStorage)
         self.storage.keep(slots)
         self.writer.keep(list(slots))
         self.samplers = [self.samplers[i] for i in slots]

@@ -104,7 +104,7 @@ class TensorStorage:
 
 
 class Storage(Protocol):
-    """Preallocated rows on `device`: `TensorStorage`, or `fastdqn.frames.FrameStorage` for frame stacks (K = 1)."""
+    """Preallocated rows of K >= 1 members on `device`: `TensorStorage`, or `fastdqn.frames.FrameStorage` for frame stacks."""
 
     capacity: int
     members: int
@@ -117,6 +117,12 @@ class Storage(Protocol):
     def write(self, where: slice | Tensor, rows: Mapping[str, Tensor]) -> None: ...
 
     def read(self, index: Tensor) -> dict[str, Tensor]: ...
+
+    def member(self, k: int) -> Storage:
+        """Member k's rows as a K = 1 storage of views."""
+        ...
+
+    def keep(self, slots: Sequence[int]) -> None: ...
 
     def state_dict(self, size: int) -> dict[str, Any]: ...
 
