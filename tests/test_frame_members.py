@@ -137,3 +137,25 @@ def test_a_group_frame_buffer_state_round_trips_exactly(device: str) -> None:
     a, b = group.sample_members(24, np.ones(k, dtype=bool)), fresh.sample_members(24, np.ones(k, dtype=bool))
     for name in FIELDS:
         assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_a_single_runs_frame_state_keeps_the_format_older_checkpoints_have() -> None:
+    """K = 1 saves what frame storage saved before it had a member axis, and loads that (int counters too)."""
+    buffer = single_buffer(32, "cpu", seed=0)
+    stream = rollout("framestack_env:Frames-v0", N, 80, seed=4)
+    for _ in range(40):
+        buffer.extend(next(stream))
+    state = buffer.state_dict()["storage"]
+    storage = buffer.storage
+    assert isinstance(storage, FrameStorage)
+    assert state["frames"].shape == (storage.frame_capacity + 1, SIZE, SIZE) and state["written"].shape == ()
+    assert state["ids"].shape == (32, 8) and state["env_next_ids"].shape == (N, 4) and isinstance(state["rows_written"], int)
+    older = {**buffer.state_dict(), "storage": {**state, "newest_row": int(state["newest_row"])}}  # an int, as a slice write left it
+    restored = single_buffer(32, "cpu", seed=0)
+    restored.load_state_dict(older)
+    for _ in range(20):
+        rows = next(stream)
+        buffer.extend(rows)
+        restored.extend(rows)
+    assert isinstance(restored.storage, FrameStorage)
+    assert_same_storage(restored.storage, storage)
