@@ -8,11 +8,73 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 sweep() { nice -n 10 "$PY" bench/sweep.py "$@"; }
+# env steps to the first solve (each run stops at its first greedy 475), for cartpole-fast
+solve() { nice -n 10 "$PY" bench/solve_sweep.py "$@"; }
 
 case "${1:-all}" in
 cartpole | all)
   # sweep-20261203-215448: zoo lr 2.3e-3 kept 5/10 final policies solved, 1e-3 3/5, 5e-4 4/5 (shipped)
   sweep --preset cartpole --seeds 1-5 --option learning_rate=1e-3,5e-4
+  # cartpole-fast, env steps to the first solve, seeds 1-10 as one group per variant (capped at 30k)
+  # solve-sweep-20261204-041233: the preset (16 envs, 4 updates of 64 per vector step): median 21,000, max 26,000, 10/10
+  solve --seeds 1-10 --set total_steps=30000
+  # solve-sweep-20261204-041754: fewer envs (a higher replay ratio) is what pays; n_step 5, lr 2e-3, a target every 256 lose
+  #   num_envs=4: median 5,000 (max 15,000); + learning_starts=500 epsilon_decay_steps=2000: 6,000; num_envs=8 + those: 10,000;
+  #   16 envs + those: 14,000; 4 envs + those + target_update_every=256: 11,500; + learning_rate=2e-3: 12,000; + n_step=5: 14,500;
+  #   num_envs=4 gradient_steps=8 learning_starts=500 epsilon_decay_steps=2000: 3,000 (max 15,000); all 10/10
+  solve --seeds 1-10 --set total_steps=30000 --variant "num_envs=4" \
+    --variant "num_envs=4 learning_starts=500 epsilon_decay_steps=2000" --variant "num_envs=8 learning_starts=500 epsilon_decay_steps=2000" \
+    --variant "learning_starts=500 epsilon_decay_steps=2000" \
+    --variant "num_envs=4 learning_starts=500 epsilon_decay_steps=2000 target_update_every=256" \
+    --variant "num_envs=4 learning_starts=500 epsilon_decay_steps=2000 learning_rate=2e-3" \
+    --variant "num_envs=4 learning_starts=500 epsilon_decay_steps=2000 n_step=5" \
+    --variant "num_envs=4 gradient_steps=8 learning_starts=500 epsilon_decay_steps=2000"
+  # solve-sweep-20261204-042335 (4 envs, 8 updates a vector step): alone 4,500 (max 8,000); with learning_starts=500
+  #   epsilon_decay_steps=2000 and gradient_steps=16: 2,000 (max 8,000); 2 envs: 2,000 (max 11,000); epsilon over 1,000: 7,000;
+  #   batch 128: 3,500 (max 6,000); target every 128: 3,000 (max 9,000); n_step=1: 12,000 and 8/10 solved
+  solve --seeds 1-10 --set total_steps=30000 --variant "num_envs=4 gradient_steps=8" \
+    --variant "num_envs=4 gradient_steps=16 learning_starts=500 epsilon_decay_steps=2000" \
+    --variant "num_envs=2 gradient_steps=8 learning_starts=500 epsilon_decay_steps=2000" \
+    --variant "num_envs=4 gradient_steps=8 learning_starts=500 epsilon_decay_steps=1000" \
+    --variant "num_envs=4 gradient_steps=8 learning_starts=500 epsilon_decay_steps=2000 batch_size=128" \
+    --variant "num_envs=4 gradient_steps=8 learning_starts=500 epsilon_decay_steps=2000 target_update_every=128" \
+    --variant "num_envs=4 gradient_steps=8 learning_starts=500 epsilon_decay_steps=2000 n_step=1"
+  # solve-sweep-20261204-043205 (4 envs, 16 updates a vector step): alone 2,000 (max 5,000, shipped in cartpole-fast); with
+  #   learning_starts=500 epsilon_decay_steps=3000: 2,500; + batch 128: 3,500; 32 updates: 2,000 (max 7,000, 3x the wall);
+  #   2 envs: 3,500 (max 10,000); lr 2e-3: 3,000; target every 128: 3,000 (max 11,000); all 10/10
+  solve --seeds 1-10 --set total_steps=30000 --variant "num_envs=4 learning_starts=500 epsilon_decay_steps=2000 gradient_steps=16 batch_size=128" \
+    --variant "num_envs=4 learning_starts=500 epsilon_decay_steps=2000 gradient_steps=32" \
+    --variant "num_envs=2 gradient_steps=16 learning_starts=500 epsilon_decay_steps=2000" \
+    --variant "num_envs=4 learning_starts=500 epsilon_decay_steps=2000 gradient_steps=16 learning_rate=2e-3" \
+    --variant "num_envs=4 learning_starts=500 epsilon_decay_steps=2000 gradient_steps=16 target_update_every=128" \
+    --variant "num_envs=4 gradient_steps=16 learning_starts=500 epsilon_decay_steps=3000" --variant "num_envs=4 gradient_steps=16"
+  # solve-sweep-20261204-044058: the same as whole `fastdqn train` processes, seed by seed (as bench/peers.py runs fastdqn):
+  #   num_envs=4 gradient_steps=16: median 3,000 (max 9,000); + learning_starts=500 epsilon_decay_steps=2000: 3,000 (max 6,000);
+  #   num_envs=4 gradient_steps=8: 6,500 (max 12,000); all 10/10
+  solve --seeds 1-10 --singles --set total_steps=30000 --variant "num_envs=4 gradient_steps=16" \
+    --variant "num_envs=4 gradient_steps=16 learning_starts=500 epsilon_decay_steps=2000" --variant "num_envs=4 gradient_steps=8"
+  # solve-sweep-20261204-045905: whole processes, seeds interleaved, against the earlier preset (the empty variant):
+  #   earlier 17,504 (max 25,008), median process wall 7.85 s; num_envs=4 gradient_steps=16 (shipped) 3,000 (max 9,000), 8.57 s;
+  #   num_envs=4 gradient_steps=8 batch_size=128 4,500 (max 9,000), 8.90 s; all 10/10 (load average 3-4 on 2 cores)
+  solve --seeds 1-10 --singles --set total_steps=30000 --variant "" --variant "num_envs=4 gradient_steps=16" \
+    --variant "num_envs=4 gradient_steps=8 batch_size=128"
+  # cartpole (stable), cheaper variants at its 50k budget, seeds 1-10, one group of 10 each (one process each, in turn;
+  # walls under a load average of 3-5 on 2 cores, so the process CPU seconds are given too):
+  # sweep-20261204-050626: the preset as shipped: best 500.0, final IQM 499.5, 8/10 final solved, 40.4 s/seed (294 s user CPU)
+  sweep --preset cartpole --seeds 1-10
+  # sweep-20261204-044652: hidden_dim=128: final IQM 442.5, 6/10 final solved (0 of 6 fell back: it learns slower), 29.3 s/seed
+  sweep --preset cartpole --seeds 1-10 --variant hidden_dim=128
+  # sweep-20261204-045211: gradient_steps=1 learning_rate=1e-3 (replay ratio 16): final 333.8, 4/10, 31.1 s/seed (167 s CPU)
+  sweep --preset cartpole --seeds 1-10 --variant "gradient_steps=1 learning_rate=1e-3"
+  # sweep-20261204-045413: hidden_dim=128 gradient_steps=1 learning_rate=1e-3: final 206.9, 2/10, 11.6 s/seed (75 s CPU)
+  sweep --preset cartpole --seeds 1-10 --variant "hidden_dim=128 gradient_steps=1 learning_rate=1e-3"
+  # sweep-20261204-051259: eval_every_steps=5000: the same training (final 499.5, 8/10), best 500.0, 38.6 s/seed (282 s user CPU)
+  sweep --preset cartpole --seeds 1-10 --variant eval_every_steps=5000
+  # sweep-20261204-052001: hidden_dim=128 learning_rate=1e-3: best 500.0, final 472.7, 6/10 (4 of 10 fell back), 12.3 s/seed
+  #   at a load average of 1.5-2 (126 s CPU)
+  sweep --preset cartpole --seeds 1-10 --variant "hidden_dim=128 learning_rate=1e-3"
+  # sweep-20261204-052248: hidden_dim=128 learning_rate=7e-4: best 500.0, final 468.2, 6/10 (4 of 10 fell back), 11.5 s/seed (118 s CPU)
+  sweep --preset cartpole --seeds 1-10 --variant "hidden_dim=128 learning_rate=7e-4"
   ;;&
 lunarlander | all)
   # sweep-20261204-005544: Polyak targets and lr 5e-4 against the shipped lr 1e-3 with a hard copy every 64 updates

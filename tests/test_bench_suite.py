@@ -1,4 +1,4 @@
-"""bench/sweep.py and bench/suite.py on a tiny budget: the tables and files they write hold what they say.
+"""bench/sweep.py, bench/solve_sweep.py and bench/suite.py on a tiny budget: the tables and files they write hold what they say.
 
 No timing is asserted here: the figures live in `make bench-suite`, never in the test suite.
 """
@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` is a top-level folder, not installed
 
-from bench import stats, suite, sweep
+from bench import solve_sweep, stats, suite, sweep
 
 
 def test_iqm_drops_a_quarter_at_each_end_and_the_interval_holds_it() -> None:
@@ -58,6 +58,38 @@ def test_sweep_variants_set_several_options_per_row(tmp_path: Path) -> None:
             assert (cfg["tau"], cfg["target_update_every"], cfg["learning_rate"]) == (0.01, 1, 5e-3)  # cartpole-fast's lr kept
         else:
             assert (cfg["tau"], cfg["learning_rate"]) == (1.0, 1e-3)
+
+
+def test_solve_sweep_tabulates_each_variants_first_solve_over_its_seeds(tmp_path: Path) -> None:
+    argv = [
+        "--preset",
+        "cartpole-fast",
+        "--seeds",
+        "1-3",
+        "--out",
+        str(tmp_path),
+        "--variant",
+        "num_envs=4",
+        "--variant",
+        "stop_at_return=1000",
+    ]
+    small = ["total_steps=1200", "eval_every_steps=400", "eval_episodes=3", "stop_at_return=20", "learning_starts=300"]
+    assert solve_sweep.main([*argv, *(f"--set={item}" for item in small)]) == 0
+    (json_path,) = tmp_path.glob("solve-sweep-*.json")
+    payload = json.loads(json_path.read_text())
+    easy, never = payload["table"]
+    assert (easy["variant"], easy["seeds"]) == ("num_envs=4", 3)
+    steps = [run["solved_env_steps"] for run in payload["runs"]["num_envs=4"]]
+    assert easy["solved"] == sum(s is not None for s in steps) > 0
+    assert all(s is None or s % 400 == 0 for s in steps)  # solves happen at evaluations (4 envs reach every 400th step)
+    assert easy["per_seed"] == {str(seed): s for seed, s in zip([1, 2, 3], steps, strict=True)}
+    assert (never["solved"], never["median_steps"], never["max_steps"]) == (
+        0,
+        float("inf"),
+        float("inf"),
+    )  # a return of 1000 is out of reach
+    md = json_path.with_suffix(".md").read_text()
+    assert "| num_envs=4 | " in md and "| stop_at_return=1000 | 0/3 | inf | inf |" in md
 
 
 def test_suite_quick_writes_the_table_the_json_and_the_plot(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from fastdqn import cli
 from fastdqn.cli import app
 from fastdqn.compare import band, load_entry, summary_row
 from fastdqn.metrics import COLUMNS
@@ -64,7 +65,7 @@ def test_group_curve_is_the_member_mean_with_a_min_max_band_and_stopped_runs_hol
     assert summary_row(entry, solved_at=50.0)["solved"] == "1/3"
 
 
-def test_cli_compare_tabulates_fresh_runs_and_a_group_from_their_metrics(tmp_path: Path) -> None:
+def test_cli_compare_tabulates_fresh_runs_and_a_group_from_their_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for seed in (1, 2):
         args = ["train", "--preset", "cartpole-fast", "--out", str(tmp_path / "seeds"), "--run-name", f"s{seed}", "--seed", str(seed)]
         args += ["--total-steps", "1500"]
@@ -86,6 +87,7 @@ def test_cli_compare_tabulates_fresh_runs_and_a_group_from_their_metrics(tmp_pat
     ]
     assert runner.invoke(app, [*single, *SMALL]).exit_code == 0
     out = tmp_path / "report" / "compare.png"
+    monkeypatch.setattr(cli.console, "width", 200)  # no cell wraps onto a second line: table_rows reads one line per row
     result = runner.invoke(app, ["compare", str(tmp_path / "seeds"), str(tmp_path / "one"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     rows = table_rows(result.output)

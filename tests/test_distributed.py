@@ -316,8 +316,9 @@ def test_train_cli_with_actors_reports_the_run(tmp_path: Path, ray_runtime: Any)
 @pytest.mark.ray
 @pytest.mark.slow
 def test_two_actors_solve_cartpole_within_one_and_a_half_single_process_budgets(tmp_path: Path, ray_runtime: Any) -> None:
-    """In one process the cartpole preset solved seeds 1-3 at 17k, 25k and 21k env steps (test_train gives it 60k);
-    2 actors get 1.5x 30k. Measured here: 19.2k, 20.2k and 25.1k (Ray's timing makes them vary a little)."""
+    """In one process cartpole-fast solves seeds 1-3 at 4k, 3k and 2k env steps (17k, 25k and 21k before its retune to 4 envs
+    and 16 updates a vector step; test_train gives it 60k); 2 actors get 1.5x 30k. Measured with the earlier values: 19.2k,
+    20.2k and 25.1k (Ray's timing makes them vary a little)."""
     from fastdqn.actor_source import train_distributed
 
     solved = []

@@ -211,7 +211,8 @@ def test_an_interrupted_group_resumes_to_the_uninterrupted_result(tmp_path: Path
 def test_a_group_of_cartpole_seeds_learns_to_solve(tmp_path: Path) -> None:
     """Three seeds of the cartpole preset on the native env, stacked: at least two solve (greedy 475).
 
-    Seeds 2, 6 and 7 solve in 7-14k env steps as single runs, which keeps the test short."""
+    Seeds 2, 6 and 7 solve in 2-4k env steps as single Gymnasium runs (7-14k before cartpole-fast's retune), which keeps
+    the test short."""
     base = fastdqn_preset("cartpole-fast").replace(
         env_backend="torch", device="cpu", out_dir=str(tmp_path), save_plot=False, total_steps=30_000
     )

@@ -2,10 +2,12 @@
 
 Each record is what one run leaves behind, read through the public results only: the stored replay
 rows (and the sampler's state: the sum tree under PER), the loss of every gradient update, the
-metric rows, and the final online and target weights. The runs are the cartpole-fast preset (the speed tune, which was `cartpole` when the fixture was recorded) on CPU with
-one torch thread for its first 2,000 env steps, seed 1 (the preset's evaluation schedule kept), and
-three variants: PER, the dueling head, and a K = 3 group (seeds 1-3) with the single runs of seeds 2
-and 3 beside it, so a member can be held against its own single run.
+metric rows, and the final online and target weights. The runs use the settings the fixture was
+recorded with (the speed tune of the time, then the `cartpole` preset, later `cartpole-fast`,
+written out in `RECORDED` so retuning a preset leaves the records alone) on CPU with one torch
+thread for its first 2,000 env steps, seed 1 (an evaluation every 1,000 env steps), and three
+variants: PER, the dueling head, and a K = 3 group (seeds 1-3) with the single runs of seeds 2 and
+3 beside it, so a member can be held against its own single run.
 
 The per-update losses come from a hook on the one update call of each engine (`_update_hooks`); it
 only clones the loss the update returns, so it changes nothing it records. When the engine's update
@@ -31,9 +33,14 @@ FIXTURE = Path(__file__).with_name("cartpole_2000.pt")
 STEPS = 2_000
 
 
+RECORDED = Config(n_step=3, buffer_capacity=10_000, target_update_every=64, eval_every_steps=1_000, preset="cartpole-fast")
+"""The settings the fixture was recorded with: Config()'s values (16 envs, 4 updates of 64 per
+vector step) and the speed tune's four; cartpole-fast held exactly these until it was retuned."""
+
+
 def golden_config(out_dir: Path | str, **values: Any) -> Config:
-    """The cartpole-fast preset, shortened to the golden window, on CPU, one thread, no plot."""
-    base = fastdqn.preset("cartpole-fast")
+    """The recorded settings, shortened to the golden window, on CPU, one thread, no plot."""
+    base = RECORDED
     settings: dict[str, Any] = {"total_steps": STEPS, "device": "cpu", "torch_threads": 1, "seed": 1, "save_plot": False, "compile": "off"}
     return base.replace(**{**settings, "out_dir": str(out_dir), **values})
 
