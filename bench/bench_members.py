@@ -184,3 +184,40 @@ def bench_group_solve_wide(benchmark: Any, backend: str, tmp_path: Path) -> None
     benchmark.extra_info.update(unit="s", what=f"`fastdqn train --seeds 1-{k}` against the median of --seed 1..{singles}, {backend} envs")
     benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info.update(figures)
+
+
+DEVICE_GROUP = {"cuda": 256, "cpu": 8}
+"""Members of the device-wide group case: the GPU target's 256 on cuda; on cpu a small K keeps the case run."""
+DEVICE_GROUP_STEPS = {"full": 20_000, "quick": 5_000, "tiny": 600}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def bench_group_members_wall(benchmark: Any, device: str, tmp_path: Path) -> None:
+    """K members of CartPole on native envs (64 each) as one group against one member, a fixed budget of
+    env steps with updates, evaluation off, in this process: the GPU target is 256 members in <= 2x one's wall."""
+    import fastdqn
+
+    k, steps = DEVICE_GROUP[device], DEVICE_GROUP_STEPS[PROFILE.name]
+    values: dict[str, Any] = {"env_id": "CartPole-v1", "env_backend": "torch", "num_envs": 64, "device": device, "total_steps": steps}
+    values |= {
+        "learning_starts": min(1_000, steps // 2),
+        "eval_every_steps": 0,
+        "stop_at_return": None,
+        "save_plot": False,
+        "fuse_step": "off",
+    }
+    figures: dict[str, Any] = {}
+
+    def run() -> None:
+        walls = {}
+        for members in (1, k):
+            cfgs = [Config(**values, seed=s, out_dir=str(tmp_path / str(members)), run_name=f"k{members}") for s in range(1, members + 1)]
+            start = time.perf_counter()
+            fastdqn.train_many(cfgs)
+            synchronize(device)
+            walls[members] = time.perf_counter() - start
+        figures.update(members=k, one_wall_s=walls[1], group_wall_s=walls[k], env_steps_per_member=steps)
+
+    benchmark.extra_info.update(unit="s", what=f"{k} CartPole members x 64 native envs, {steps:,} env steps each, against one member")
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(figures)

@@ -12,6 +12,8 @@
 #    the bench: every case on cpu and cuda, so each cuda row gets its cuda/cpu ratio, and writes
 #    bench/results/<host>-<date>.{json,md,png}. Paste the .md tables into docs/performance.md
 #    with the device named (the .md's first line names CPU, threads and torch; add the GPU line below).
+#    Its member rows include issue 17's GPU target: 256 CartPole members x 64 native envs against one
+#    (`bench_group_members_wall[cuda]`, <= 2x).
 # Extra arguments go to bench/run.py (e.g. `--quick`, `--threads 4`, `-k "cuda"`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -561,6 +561,20 @@ def member_targets(rows: list[Row]) -> list[tuple[str, str, str]]:
                     "met" if abs(shift) <= 0.25 else "NOT met",
                 )
             )
+    for device in ("cpu", "cuda"):
+        row = find(rows, "bench_group_members_wall", device=device)
+        target = (
+            "cuda: 256 members x 64 native envs <= 2x one member's wall"
+            if device == "cuda"
+            else "cpu: 8 members x 64 native envs against one (no target)"
+        )
+        if row is None or row.status != "ok" or "group_wall_s" not in row.extra:
+            out.append((target, "-", "not measured"))
+            continue
+        e = row.extra
+        ratio = e["group_wall_s"] / e["one_wall_s"]
+        verdict = ("met" if ratio <= 2 else "NOT met") if device == "cuda" else "-"
+        out.append((target, f"{ratio:.2f}x ({e['group_wall_s']:.1f} s vs {e['one_wall_s']:.1f} s, {e['members']} members)", verdict))
     for backend in ("gymnasium", "torch"):
         row = find(rows, "bench_group_solve_wide", backend=backend)
         if row is None or row.status != "ok" or "group_wall_s" not in row.extra:

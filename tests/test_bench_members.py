@@ -71,3 +71,15 @@ def test_bench_group_solve_wide_times_the_group_and_its_singles(tmp_path: Path) 
     assert extra["seeds"] == k and len(extra["single_walls_s"]) == singles
     assert extra["group_wall_s"] > 0 and 0 <= extra["group_solved"] <= k
     assert len([p for p in (tmp_path / "group" / "group").iterdir() if p.is_dir()]) == k
+
+
+def test_bench_group_members_wall_times_one_member_and_the_group(tmp_path: Path) -> None:
+    benchmark = OneCall()
+    bench_members.bench_group_members_wall(benchmark, "cpu", tmp_path)
+    extra = benchmark.extra_info
+    assert extra["members"] == bench_members.DEVICE_GROUP["cpu"] and extra["one_wall_s"] > 0 and extra["group_wall_s"] > 0
+    assert len([p for p in (tmp_path / str(extra["members"]) / "k8").iterdir() if p.is_dir()]) == extra["members"]
+    row = report.Row("bench_group_members_wall", {"device": "cuda"}, "ok")
+    row.extra = {"group_wall_s": 3.0, "one_wall_s": 2.0, "members": 256}
+    found = {target: (measured, verdict) for target, measured, verdict in report.member_targets([row])}
+    assert found["cuda: 256 members x 64 native envs <= 2x one member's wall"] == ("1.50x (3.0 s vs 2.0 s, 256 members)", "met")
