@@ -35,6 +35,8 @@ mountaincar | all)
   # sweep-20261204-052110: 2x128 and Adam 4e-3 decayed linearly to 4e-4: final -121.4, 5/10, 2 of 7 fell back,
   # best -109.0, 43.6 s/seed (shipped: -134.2, 4/10, 4 of 8, best -103.0, 105.0 s); seeds 2, 3, 9 never reached the flag
   sweep --preset mountaincar --seeds 1-10 --variant "hidden_dim=128 learning_rate_end=4e-4"
+  # sweep-20261204-053806: the same decay at the shipped 2x256: final -116.2, 4/10, 3 of 7 fell back, best -104.3, 97.1 s/seed
+  sweep --preset mountaincar --seeds 1-10 --variant learning_rate_end=4e-4
   ;;&
 acrobot | all)
   # the shipped preset over seeds 1-10 (suite-20261203-211405 ran it through bench/suite.py)
