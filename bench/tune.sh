@@ -40,6 +40,10 @@ mountaincar | all)
   sweep --preset mountaincar --seeds 1-10 --variant "hidden_dim=128 learning_rate_end=4e-4"
   # sweep-20261204-053806: the same decay at the shipped 2x256: final -116.2, 4/10, 3 of 7 fell back, best -104.3, 97.1 s/seed
   sweep --preset mountaincar --seeds 1-10 --variant learning_rate_end=4e-4
+  # sweep-20261204-060721: 2x128 decayed to 0 (final -141.5, 2/10, best -124.1) or to 4e-4 with epsilon decayed over
+  # 36k instead of 24k (final -168.2, 0/10, best -143.2): both learn later; 41.5 and 54.9 s/seed
+  sweep --preset mountaincar --seeds 1-10 --variant "hidden_dim=128 learning_rate_end=0" \
+    --variant "hidden_dim=128 learning_rate_end=4e-4 epsilon_decay_steps=36000"
   ;;&
 acrobot | all)
   # the shipped preset over seeds 1-10 (suite-20261203-211405 ran it through bench/suite.py)
