@@ -175,7 +175,7 @@ class MemberAgents:
         if everyone and bool((self.updates == self.updates[0]).all()):
             self.optimizer.step()
         else:
-            self.optimizer.step(active=torch.from_numpy(active).to(self.device, non_blocking=True))
+            self.optimizer.step(active=active)
         self.updates += active
         due = active & (self.updates % self.target_every == 0)
         if due.any():

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -81,37 +82,44 @@ class Adam:
         self.one_rate = self.one_eps and len(set(lrs)) == 1  # one fused kernel can step every member
         self.lrs = torch.tensor(lrs, device=params.device).unsqueeze(1)  # (K, 1)
         self.epss = torch.tensor(epss, device=params.device).unsqueeze(1)
+        self.member_rates = list(zip(lrs, epss, strict=True))  # the same on the host, for one fused step per member
 
     @torch.no_grad()
-    def step(self, grad_scale: Tensor | None = None, active: Tensor | None = None) -> None:
+    def step(self, grad_scale: Tensor | None = None, active: np.ndarray | None = None) -> None:
         """One Adam step on `grads / grad_scale` (grad_scale: () tensor, e.g. from `clip_scale`).
 
-        With a member axis, `active` (K,) bool steps only those members; None steps every member,
-        whose step counts must then be equal (one fused kernel over the (K * P) flat tensors).
+        With a member axis, `active` (K,) bool (host) steps only those members; None steps every
+        member, whose step counts must then be equal (one fused kernel over the (K * P) flat tensors).
+        Members with rates or step counts of their own get one fused kernel each on a CPU, the very
+        arithmetic of their single runs (a masked step over (K, P) rounds otherwise, and Adam magnifies
+        that on weights whose gradient is ~0: a learning-rate grid's members left their single runs by
+        1e-3 within 30 updates); on CUDA one masked step, as K launches per update would cost more.
         """
         fused = self.fusable and active is None and (not self.stacked or self.one_rate)
         if not fused and self.stacked:
-            self._masked_step(torch.ones_like(self.step_count, dtype=torch.bool) if active is None else active)
+            members = range(len(self.member_rates)) if active is None else np.flatnonzero(active)
+            if self.fusable and self.params.device.type == "cpu":
+                for k in members:
+                    step = self.step_count[k]  # a view: the count advances in place
+                    step += 1
+                    lr, eps = self.member_rates[k]
+                    self._fused(self.params[k], self.grads[k], self.exp_avg[k], self.exp_avg_sq[k], step, lr, eps, grad_scale)
+                return
+            on = np.ones(len(self.member_rates), dtype=bool) if active is None else active
+            self._masked_step(torch.from_numpy(on).to(self.params.device, non_blocking=True))
             return
         self.step_count += 1
         if fused:
-            # one fused kernel over the flat tensors: the same arithmetic torch.optim.Adam(fused=True) runs
-            torch._fused_adam_(
-                [self.params.view(-1)],
-                [self.grads.view(-1)],
-                [self.exp_avg.view(-1)],
-                [self.exp_avg_sq.view(-1)],
-                [],
-                [self.step_count[0] if self.stacked else self.step_count],  # members: equal counts here
-                amsgrad=False,
-                lr=self.lr,
-                beta1=self.beta1,
-                beta2=self.beta2,
-                weight_decay=0.0,
-                eps=self.eps,
-                maximize=False,
-                grad_scale=grad_scale,
-                found_inf=None,
+            step = self.step_count[0] if self.stacked else self.step_count  # members: equal counts here
+            self._fused(
+                self.params.view(-1),
+                self.grads.view(-1),
+                self.exp_avg.view(-1),
+                self.exp_avg_sq.view(-1),
+                step,
+                self.lr,
+                self.eps,
+                grad_scale,
             )
             return
         grads = self.grads if grad_scale is None else self.grads / grad_scale
@@ -121,6 +129,36 @@ class Adam:
         bias_correction2_sqrt = (1 - self.beta2**self.step_count).sqrt()
         denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
         self.params.addcdiv_(self.exp_avg, denom * (bias_correction1 / self.lr), value=-1.0)
+
+    def _fused(
+        self,
+        params: Tensor,
+        grads: Tensor,
+        exp_avg: Tensor,
+        exp_avg_sq: Tensor,
+        step: Tensor,
+        lr: float,
+        eps: float,
+        grad_scale: Tensor | None,
+    ) -> None:
+        """One fused kernel over flat tensors: the same arithmetic torch.optim.Adam(fused=True) runs."""
+        torch._fused_adam_(
+            [params],
+            [grads],
+            [exp_avg],
+            [exp_avg_sq],
+            [],
+            [step],
+            amsgrad=False,
+            lr=lr,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            weight_decay=0.0,
+            eps=eps,
+            maximize=False,
+            grad_scale=grad_scale,
+            found_inf=None,
+        )
 
     def _masked_step(self, active: Tensor) -> None:
         """Members: a learning rate and step count each; inactive members are left exactly as they are."""
@@ -140,9 +178,10 @@ class Adam:
         self.params, self.grads = params, grads
         for name in ("exp_avg", "exp_avg_sq", "step_count", "lrs", "epss"):
             setattr(self, name, getattr(self, name).index_select(0, index))
-        self.one_eps = bool((self.epss == self.epss[0]).all())
-        self.one_rate = self.one_eps and bool((self.lrs == self.lrs[0]).all())
-        self.lr, self.eps = float(self.lrs[0, 0]), float(self.epss[0, 0])
+        self.member_rates = [self.member_rates[i] for i in index.tolist()]
+        self.one_eps = len({eps for _, eps in self.member_rates}) == 1
+        self.one_rate = self.one_eps and len(set(self.member_rates)) == 1
+        self.lr, self.eps = self.member_rates[0]  # the configs' own values, not their float32 roundings
 
     def set_lr(self, lrs: Sequence[float]) -> None:
         """New step sizes, one per member (one for a single run), e.g. a schedule's at this env step.
@@ -152,6 +191,7 @@ class Adam:
         never compiled or captured, no recompile.
         """
         self.lr = float(lrs[0])
+        self.member_rates = [(float(lr), eps) for lr, (_, eps) in zip(lrs, self.member_rates, strict=True)]
         if self.stacked:
             self.lrs.copy_(torch.tensor(lrs, dtype=torch.float32).unsqueeze(1), non_blocking=True)
             self.one_rate = self.one_eps and len(set(lrs)) == 1

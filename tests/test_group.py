@@ -287,3 +287,16 @@ def test_a_group_checkpoint_holds_and_restores_every_process_generator(tmp_path:
     np.random.seed(99)
     train_many(read_group_configs(tmp_path / "g"), resume=tmp_path / "g")
     assert random.getstate() == tuple(saved["rng"]["python"])  # restored, and the loop draws nothing from it
+
+
+def test_a_learning_rate_grid_trains_each_member_as_its_single_run(tmp_path: Path) -> None:
+    """Members with rates of their own step with one fused Adam kernel each on a CPU: the single
+    run's arithmetic, so a grid's members do not part from their runs (a masked step over (K, P) had
+    them 1e-3 to 1 apart within 1,500 updates, Adam magnifying rounding on ~0 gradients)."""
+    base = {"num_envs": 4, "total_steps": 2_000, "learning_starts": 500, "batch_size": 32}
+    cfgs = [quiet_config(tmp_path / "grid", seed=s, learning_rate=lr, **base) for s, lr in ((1, 5e-3), (2, 1e-3), (3, 2e-3))]
+    for member, cfg in zip(train_many(cfgs), cfgs, strict=True):
+        single = train(cfg.replace(out_dir=str(tmp_path / f"single{cfg.seed}")))
+        assert member.agent.updates == single.agent.updates == 1_504
+        assert torch.equal(member.agent.online.data, single.agent.online.data), cfg.learning_rate
+        assert torch.equal(member.agent.optimizer.exp_avg_sq, single.agent.optimizer.exp_avg_sq)

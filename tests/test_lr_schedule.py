@@ -38,14 +38,16 @@ def test_learning_rate_end_below_zero_is_refused_in_one_line() -> None:
         Config(learning_rate_end=-1.0)
 
 
-@pytest.mark.parametrize("rates", [[3e-3, 3e-3], [3e-3, 1e-4]])  # one rate: the fused kernel; two: the per-member step
-def test_adam_steps_with_a_changed_rate_as_torch_adam_does(rates: list[float]) -> None:
+@pytest.mark.parametrize("masked", [False, True])  # True: the (K, P) masked step CUDA takes, forced on the cpu
+@pytest.mark.parametrize("rates", [[3e-3, 3e-3], [3e-3, 1e-4]])  # one rate: the fused kernel; two: a fused kernel per member
+def test_adam_steps_with_a_changed_rate_as_torch_adam_does(rates: list[float], masked: bool) -> None:
     torch.manual_seed(0)
     nets = [torch.nn.Linear(5, 3) for _ in rates]
     flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in n.parameters()]) for n in nets])  # (K, P)
     grad = torch.zeros_like(flat)
     single_params, single_grad = flat[1].clone(), torch.zeros_like(flat[1])
     stacked, single = Adam(flat, grad, lr=1e-2), Adam(single_params, single_grad, lr=1e-2)
+    stacked.fusable = not masked
     theirs = [torch.optim.Adam(n.parameters(), lr=1e-2) for n in nets]
     for step in range(12):
         scale = 1.0 - step / 12
@@ -67,6 +69,8 @@ def test_adam_steps_with_a_changed_rate_as_torch_adam_does(rates: list[float]) -
     for k, net in enumerate(nets):
         torch.testing.assert_close(flat[k], torch.cat([p.detach().reshape(-1) for p in net.parameters()]), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(single_params, flat[1], rtol=1e-5, atol=1e-6)
+    if not masked:  # the member's own fused kernel: its single run's arithmetic, bit for bit
+        assert torch.equal(single_params, flat[1])
 
 
 def _record_rates(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, list[float]]]:
@@ -115,10 +119,8 @@ def test_group_members_step_with_their_own_scheduled_rates(tmp_path: Path, monke
     ("members", "steps"),
     [
         ([{"seed": 1, "learning_rate_end": 0.0}, {"seed": 2, "learning_rate_end": 0.0}], 2_000),  # one rate: the fused Adam
-        # rates that differ step per member (`_masked_step`), whose rounding parts from the fused
-        # kernel's: over the first 52 updates, as the golden PER group (a group of constant rates
-        # 5e-3, 1e-3, 2e-3 is already 2e-3 apart from its single runs after 28 updates)
-        ([{"seed": 1, "learning_rate_end": 0.0}, {"seed": 2}, {"seed": 3, "learning_rate": 2e-3, "learning_rate_end": 1e-4}], 1_200),
+        # rates that differ: one fused kernel per member on a CPU, each member's single-run arithmetic
+        ([{"seed": 1, "learning_rate_end": 0.0}, {"seed": 2}, {"seed": 3, "learning_rate": 2e-3, "learning_rate_end": 1e-4}], 2_000),
     ],
 )
 def test_group_members_with_a_schedule_match_their_single_runs(members: list[dict[str, Any]], steps: int) -> None:
