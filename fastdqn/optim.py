@@ -76,13 +76,24 @@ class Adam:
         self.fusable = params.device.type in ("cpu", "cuda")  # where torch has the fused kernel
         lrs = [float(lr)] * (members or 1) if isinstance(lr, (int, float)) else [float(v) for v in lr]
         epss = [float(eps)] * (members or 1) if isinstance(eps, (int, float)) else [float(v) for v in eps]
-        self.lr, self.eps = lrs[0], epss[0]
         self.step_count = torch.zeros(() if members is None else (members,), dtype=torch.float32, device=params.device)
-        self.one_eps = len(set(epss)) == 1
-        self.one_rate = self.one_eps and len(set(lrs)) == 1  # one fused kernel can step every member
-        self.lrs = torch.tensor(lrs, device=params.device).unsqueeze(1)  # (K, 1)
+        self.member_rates = list(zip(lrs, epss, strict=True))
+        """(lr, eps) per member on the host: what the fused kernel takes, one member or all at once."""
+        self.lrs = torch.tensor(lrs, device=params.device).unsqueeze(1)  # (K, 1): the masked step's copy
         self.epss = torch.tensor(epss, device=params.device).unsqueeze(1)
-        self.member_rates = list(zip(lrs, epss, strict=True))  # the same on the host, for one fused step per member
+
+    @property
+    def lr(self) -> float:
+        return self.member_rates[0][0]
+
+    @property
+    def eps(self) -> float:
+        return self.member_rates[0][1]
+
+    @property
+    def one_rate(self) -> bool:
+        """Every member has the same lr and eps: one fused kernel can step them all."""
+        return len(set(self.member_rates)) == 1
 
     @torch.no_grad()
     def step(self, grad_scale: Tensor | None = None, active: np.ndarray | None = None) -> None:
@@ -178,10 +189,7 @@ class Adam:
         self.params, self.grads = params, grads
         for name in ("exp_avg", "exp_avg_sq", "step_count", "lrs", "epss"):
             setattr(self, name, getattr(self, name).index_select(0, index))
-        self.member_rates = [self.member_rates[i] for i in index.tolist()]
-        self.one_eps = len({eps for _, eps in self.member_rates}) == 1
-        self.one_rate = self.one_eps and len(set(self.member_rates)) == 1
-        self.lr, self.eps = self.member_rates[0]  # the configs' own values, not their float32 roundings
+        self.member_rates = [self.member_rates[i] for i in index.tolist()]  # the configs' own values, not float32 roundings
 
     def set_lr(self, lrs: Sequence[float]) -> None:
         """New step sizes, one per member (one for a single run), e.g. a schedule's at this env step.
@@ -190,11 +198,9 @@ class Adam:
         non-blocking host-to-device copy, so a scheduled rate costs no host sync and, as the step is
         never compiled or captured, no recompile.
         """
-        self.lr = float(lrs[0])
         self.member_rates = [(float(lr), eps) for lr, (_, eps) in zip(lrs, self.member_rates, strict=True)]
         if self.stacked:
             self.lrs.copy_(torch.tensor(lrs, dtype=torch.float32).unsqueeze(1), non_blocking=True)
-            self.one_rate = self.one_eps and len(set(lrs)) == 1
 
     def state_dict(self) -> dict[str, Any]:
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "step": self.step_count, "lr": self.lr}
