@@ -19,6 +19,7 @@ from fastdqn.device import resolve_device, restore_generator, should_compile
 from fastdqn.envs import EnvSpaces
 from fastdqn.networks import MLP, DuelingMLP, FrozenForward, build_q_network, has_written_out_backward, network_signature
 from fastdqn.optim import Adam, FlatParameters, clip_scale, sync_target
+from fastdqn.td import bootstrap_target
 
 UpdateStats = dict[str, Tensor]
 
@@ -95,20 +96,12 @@ class DQNAgent:
     def td_target(self, reward: Tensor, next_obs: Tensor, terminated: Tensor, discount: Tensor | None = None) -> Tensor:
         """`r + gamma * Q_target(s', a*)`, a* from the online net (Double DQN) or the target's max.
 
-        Args: reward (B,) float32, next_obs (B, *obs_shape), terminated (B,) bool, on the agent's device.
-        Returns: (B,) float32. Only a true terminal cuts the bootstrap: a time-limit end still
-        bootstraps from `next_obs`, the state where the episode was cut. n-step rows pass `discount`
-        (B,) float32, gamma^k for the k steps they sum and already 0 after a terminal, in place of gamma.
+        Args: reward (B,) float32, next_obs (B, *obs_shape), terminated (B,) bool, on the agent's device;
+        n-step rows pass `discount` (B,) in place of gamma (see `td.bootstrap_target`: only a true
+        terminal cuts the bootstrap). Returns: (B,) float32.
         """
-        next_q_target = self._target_q(next_obs)  # (B, A)
-        if self.cfg.double_dqn:
-            next_action = self._online_q(next_obs).argmax(dim=1, keepdim=True)  # (B, 1)
-            next_value = next_q_target.gather(1, next_action).squeeze(1)  # (B,)
-        else:
-            next_value = next_q_target.amax(dim=1)
-        if discount is not None:
-            return reward + discount * next_value
-        return reward + (self.cfg.gamma * next_value).masked_fill_(terminated, 0.0)
+        next_q_online = self._online_q(next_obs) if self.cfg.double_dqn else None
+        return bootstrap_target(reward, self._target_q(next_obs), next_q_online, self.cfg.gamma, terminated, discount)
 
     def _td_loss(
         self,

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fastdqn.td import bootstrap_target
+
 
 class StackedViews:
     """Views into flat (K, P) weights: `weights` as (K, out, in) / (K, out) in `MLP.weights()` order,
@@ -129,14 +131,8 @@ def stacked_td_target(
 ) -> Tensor:
     """(K, B) `r + gamma_k Q_target(s', a*)`, a* from the online net with Double DQN; n-step rows
     bootstrap with their own `discount` (K, B) (already 0 after a terminal). `gamma`: (K, 1)."""
-    next_q_target = stacked_q(target, next_obs)  # (K, B, A)
-    if double_dqn:
-        next_value = next_q_target.gather(2, stacked_q(online, next_obs).argmax(dim=2, keepdim=True)).squeeze(2)
-    else:
-        next_value = next_q_target.amax(dim=2)
-    if discount is not None:
-        return reward + discount * next_value
-    return reward + (gamma * next_value).masked_fill(terminated, 0.0)
+    next_q_online = stacked_q(online, next_obs) if double_dqn else None  # (K, B, A)
+    return bootstrap_target(reward, stacked_q(target, next_obs), next_q_online, gamma, terminated, discount)
 
 
 def stacked_loss_and_grad(

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from fastdqn.td import bootstrap_target
+
 
 class StackedNet:
     """`module`'s forward and TD-loss gradient for K members whose weights are rows of a (K, P) tensor.
@@ -62,14 +64,8 @@ class StackedNet:
         (obs (K, B, ...), action (K, B), ...; gamma (K, 1)); the optimizer step stays outside."""
 
         def member_target(w: Tensor, w_target: Tensor, g: Tensor, r: Tensor, o2: Tensor, done: Tensor, d: Tensor | None) -> Tensor:
-            next_q_target = functional_call(self.module, self.params(w_target), (o2,))  # (B, A)
-            if double_dqn:
-                next_action = functional_call(self.module, self.params(w), (o2,)).argmax(dim=1, keepdim=True)
-                next_value = next_q_target.gather(1, next_action).squeeze(1)
-            else:
-                next_value = next_q_target.amax(dim=1)
-            bootstrap: Tensor = d * next_value if d is not None else (g * next_value).masked_fill(done, 0.0)
-            return r + bootstrap
+            next_q_online = functional_call(self.module, self.params(w), (o2,)) if double_dqn else None
+            return bootstrap_target(r, functional_call(self.module, self.params(w_target), (o2,)), next_q_online, g, done, d)
 
         def member_loss(
             w: Tensor, td_target: Tensor, o: Tensor, a: Tensor, sw: Tensor | None
