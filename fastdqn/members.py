@@ -79,7 +79,8 @@ class MemberAgents:
         first = self.agents[0].q_network
         # non-MLP members: vmapped where it pays (CUDA, or a compiled step: one graph for K members);
         # member by member on an eager CPU, where vmap's grouped convs measured 1.5x slower than a loop
-        vectorize = device.type == "cuda" or should_compile(cfg.compile, device)
+        compiled = should_compile(cfg.compile, device)
+        vectorize = device.type == "cuda" or compiled
         self.net = None if isinstance(first, MLP) else StackedNet(first, vectorize)
         self.shapes = [tuple(w.shape) for w in first.weights()] if isinstance(first, MLP) else []
         self._views()
@@ -98,16 +99,11 @@ class MemberAgents:
         # (members leaving) recompiles
         self.step: Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]] | None = None
         """The whole TD step (grad, loss, q_mean, td_error) as one function; None: the eager MLP's own."""
-        if should_compile(cfg.compile, device):
+        if compiled:
             self.step = torch.compile(self._whole_step(), mode=cfg.compile_mode, dynamic=False)
         elif self.net is not None:
             self.step = self.net.loss_and_grad
-        self.cuda_graphs = (
-            self.step is not None
-            and should_compile(cfg.compile, device)
-            and device.type == "cuda"
-            and cfg.compile_mode in ("reduce-overhead", "max-autotune")
-        )
+        self.cuda_graphs = compiled and device.type == "cuda" and cfg.compile_mode in ("reduce-overhead", "max-autotune")
 
     def _whole_step(self) -> Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]:
         """The TD step to compile: the vmapped network's, or the stacked MLP's with its layer shapes bound."""
