@@ -234,14 +234,28 @@ def test_killed_actor_is_restarted_and_the_run_finishes_with_nothing_lost(tmp_pa
     from fastdqn.actor_source import train_distributed
 
     killed: list[tuple[int, int]] = []  # (actor, its env steps when killed)
+    deadline = [0.0]  # until when the learner waits for the restarted actor's first chunk
 
     def kill_once(pool: ActorPool, state: LoopState) -> None:
-        if state.env_steps < 768 or killed:
+        if killed:
+            victim, steps_when_killed = killed[0]
+            left = deadline[0] - time.monotonic()
+            if pool.env_steps[victim] == steps_when_killed and left > 0:
+                # The other actor is warm and could collect the rest of the run before the new process sends its
+                # first chunk on a loaded machine: the learner waits for the victim's request before it takes more.
+                requests = [ref for ref, (actor, _, kind) in pool.in_flight.items() if actor == victim and kind == "collect"]
+                if requests:
+                    ray_runtime.wait(requests, num_returns=1, timeout=left)
+                else:  # still being pinged back to work
+                    time.sleep(0.2)
+            return
+        if state.env_steps < 768:
             return
         victim = int(np.argmax(pool.env_steps))  # one that is up and has delivered
         killed.append((victim, pool.env_steps[victim]))
         before = ray_runtime.get(pool.handles[victim].ping.remote())
         ray_runtime.kill(pool.handles[victim], no_restart=False)
+        deadline[0] = time.monotonic() + 120.0
         for _ in range(300):  # hold the learner until the new process answers, so it has steps left to collect
             try:
                 if ray_runtime.get(pool.handles[victim].ping.remote()) != before:
