@@ -66,7 +66,8 @@ class Config:
     # network
     network: NetworkKind = "mlp"
     """`mlp` (two hidden layers), `dueling` (shared trunk, value + advantage heads), or `nature_cnn`
-    (Mnih et al. 2015; picked for any (C, 84, 84) image observation)."""
+    (Mnih et al. 2015; picked for any (C, 84, 84) image observation). Every network sees uint8
+    observations (pixels) scaled by 1/255."""
     hidden_dim: int = 64
     """Units in each hidden layer of the MLPs (the Nature CNN always has 512)."""
 

@@ -9,9 +9,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def as_float_features(obs: Tensor) -> Tensor:
+    """Observations as float32; uint8 ones (pixels) scaled by 1/255 to [0, 1], as the Nature CNN and
+    SB3 scale images, so an MLP on pixels starts with inputs of the size its initial weights expect."""
+    if obs.dtype == torch.uint8:
+        return obs.float().mul_(1.0 / 255.0)
+    return obs if obs.dtype == torch.float32 else obs.float()
+
+
 def mlp_input(obs: Tensor) -> Tensor:
     """(B, *obs_shape) observations as the MLP's (B, obs_dim) float32 input; no op when they already are."""
-    return obs if obs.dim() == 2 and obs.dtype == torch.float32 else obs.flatten(1).float()
+    return obs if obs.dim() == 2 and obs.dtype == torch.float32 else as_float_features(obs.flatten(1))
 
 
 def mlp_features(obs: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fastdqn.networks import as_float_features
 from fastdqn.td import bootstrap_target
 
 
@@ -38,7 +39,7 @@ class StackedViews:
 
 def stacked_input(obs: Tensor) -> Tensor:
     """(K, B, *obs_shape) -> (K, B, D) float32; no op when it already is."""
-    return obs if obs.dim() == 3 and obs.dtype == torch.float32 else obs.flatten(2).float()
+    return obs if obs.dim() == 3 and obs.dtype == torch.float32 else as_float_features(obs.flatten(2))
 
 
 def _forward(views: StackedViews, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -101,3 +101,26 @@ def test_mlp_td_backward_refuses_weights_of_the_wrong_network() -> None:
     batch = batch_of(8, seed=0)
     with pytest.raises(ValueError, match="expected 8 weights"):
         mlp_td_backward(agent._weights, agent._grads, batch.obs, batch.action, batch.reward, "huber", dueling=True)
+
+
+def test_mlp_scales_pixel_observations_to_unit_range_in_every_path() -> None:
+    """uint8 observations reach an MLP as x / 255 (as the Nature CNN and SB3 scale images), in the module, the
+    written-out backward and the stacked member forward alike; float observations pass unscaled."""
+    from fastdqn.networks import MLP
+    from fastdqn.stacked_mlp import stacked_input
+
+    torch.manual_seed(0)
+    net = MLP((3, 5), 2, hidden_dim=16)
+    pixels = torch.randint(0, 256, (8, 3, 5), dtype=torch.uint8)
+    scaled = pixels.float() / 255.0
+    torch.testing.assert_close(net(pixels), net(scaled))
+    assert float(stacked_input(pixels.unsqueeze(0)).max()) <= 1.0
+    torch.testing.assert_close(stacked_input(pixels.unsqueeze(0))[0], scaled.flatten(1))
+    raw = torch.randn(8, 3, 5) * 100
+    torch.testing.assert_close(stacked_input(raw.unsqueeze(0))[0], raw.flatten(1))
+    agent = DQNAgent(fastdqn.Config(hidden_dim=16, compile="off"), EnvSpaces((3, 5), torch.uint8, 2))
+    action, td_target = torch.randint(0, 2, (8,)), torch.randn(8)
+    grads = tuple(torch.zeros_like(w) for w in agent._grads)
+    from_pixels, _, _ = mlp_td_backward(agent._weights, grads, pixels, action, td_target, "huber")
+    from_scaled, _, _ = mlp_td_backward(agent._weights, tuple(torch.zeros_like(g) for g in grads), scaled, action, td_target, "huber")
+    torch.testing.assert_close(from_pixels, from_scaled)
