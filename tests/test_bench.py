@@ -239,3 +239,23 @@ def test_report_solve_ratio_is_median_over_median_and_unsolved_seeds_count_their
     assert verdicts["time to solve: fastdqn median <= 0.04x SB3's, same run"][1] == "met"  # 0.031x
     assert verdicts["time to solve: >= 9 of 10 seeds (1-10) solved"] == ("9 of 10", "met")
     assert ["fastdqn, gymnasium / SB3", "medians", "0.031x", ""] in report.solve_cells(rows)
+
+
+@pytest.mark.parametrize("double_dqn", [True, False])
+@pytest.mark.parametrize("explicit_backward", [True, False])
+def test_update_floor_counts_the_flops_an_update_runs(double_dqn: bool, explicit_backward: bool) -> None:
+    """bench/update_floor.py's multiply-add count equals what torch's FLOP counter sees in one update."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bench.update_floor import update_macs
+    from fastdqn import Batch, Config, DQNAgent
+    from fastdqn.envs import EnvSpaces
+
+    cfg = Config(hidden_dim=16, batch_size=8, double_dqn=double_dqn, compile="off")
+    agent = DQNAgent(cfg, EnvSpaces((3,), torch.float32, 2))
+    agent.explicit_backward = explicit_backward
+    batch = Batch(torch.randn(8, 3), torch.randint(0, 2, (8,)), torch.randn(8), torch.randn(8, 3), torch.zeros(8, dtype=torch.bool))
+    with FlopCounterMode(display=False) as counter:
+        agent.update(batch)
+    assert counter.get_total_flops() == 2 * update_macs(cfg, 3, 2)
