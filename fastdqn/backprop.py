@@ -22,13 +22,14 @@ from torch import Tensor
 from fastdqn.networks import mlp_input
 
 
-def _relu_backward(grad: Tensor, activation: Tensor) -> Tensor:
-    """Gradient through `activation = relu(z)`: zero where the unit was off.
+def relu_backward_(grad: Tensor, activation: Tensor) -> Tensor:
+    """Gradient through `activation = relu(z)`, in place in `grad`: zero where the unit was off.
 
-    A ReLU output's sign is 1 where the unit was on and 0 where it was off; multiplying by it is
-    four times faster on CPU than a boolean mask (`activation > 0` alone costs twice the multiply).
+    ATen's own ReLU backward (`threshold_backward`) written into `grad`: no temporary, where
+    `grad * activation.sign()` allocated one of the activation's size (a (K, B, H) one of 10 x 128 x
+    128 on each update; large temporaries can cost a page fault per 4 KiB) and ran 1.7x slower.
     """
-    return grad.mul_(activation.sign())
+    return torch.ops.aten.threshold_backward.grad_input(grad, activation, 0.0, grad_input=grad)  # type: ignore[no-any-return]
 
 
 def _linear_backward(grad_out: Tensor, inputs: Tensor, weight_grad: Tensor, bias_grad: Tensor) -> None:
@@ -97,8 +98,8 @@ def mlp_td_backward(
     else:
         grad_h2 = grad_head.mm(wa)  # (B, H)
     _linear_backward(grad_head, h2, grads[4], grads[5])
-    grad_z2 = _relu_backward(grad_h2, h2)
+    grad_z2 = relu_backward_(grad_h2, h2)
     _linear_backward(grad_z2, h1, grads[2], grads[3])
-    grad_z1 = _relu_backward(grad_z2.mm(w2), h1)
+    grad_z1 = relu_backward_(grad_z2.mm(w2), h1)
     _linear_backward(grad_z1, x, grads[0], grads[1])
     return loss, q.mean(), td_error

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fastdqn.backprop import relu_backward_
 from fastdqn.networks import as_float_features
 from fastdqn.td import bootstrap_target
 
@@ -102,8 +103,8 @@ def stacked_td_backward(
         grad_h2 = torch.baddbmm(grad_value * wv, grad_head, wa)  # (K, B, H)
     else:
         grad_h2 = torch.bmm(grad_head, wa)
-    grad_z2 = grad_h2.mul_(h2.sign())  # through the ReLU
-    grad_z1 = torch.bmm(grad_z2, w2).mul_(h1.sign())
+    grad_z2 = relu_backward_(grad_h2, h2)
+    grad_z1 = relu_backward_(torch.bmm(grad_z2, w2), h1)
     torch.cat(
         [
             torch.bmm(grad_z1.transpose(1, 2), x).flatten(1),
