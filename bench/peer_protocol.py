@@ -2,7 +2,7 @@
 
 Each runner runs in its peer's own venv as a script, so it imports this file by name (`bench/` is
 first on its `sys.path`), never fastdqn. The numbers are fastdqn's own: `train` stops at a greedy
-mean of 475 over 20 episodes reset with `seed + 100000` (bench/sb3_solve.py states them for SB3).
+mean of 475 over 20 episodes reset with `seed + 100000`; bench/solve.py and bench/sb3_solve.py import them from here too.
 """
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run as a script (its own process, below): make `bench` importable as a package
+
+from bench.peer_protocol import EVAL_EPISODES, EVAL_SEED_OFFSET, SOLVED_RETURN  # noqa: E402  (fastdqn's solve check)
 
 ZOO_CARTPOLE: dict[str, Any] = {
     "policy": "MlpPolicy",
@@ -45,10 +49,6 @@ ZOO_CARTPOLE: dict[str, Any] = {
 """rl-baselines3-zoo `hyperparams/dqn.yml`, `CartPole-v1` ("Almost Tuned"), without `n_timesteps`."""
 ZOO_N_TIMESTEPS = 50_000
 """The zoo's budget for that entry; `exploration_fraction` is a fraction of it."""
-SOLVED_RETURN = 475.0
-EVAL_EPISODES = 20
-EVAL_SEED_OFFSET = 100_000
-"""fastdqn's `train` evaluates on seed `cfg.seed + 100_000`."""
 
 
 def sb3_missing_reason() -> str | None:

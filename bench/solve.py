@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SOLVED_RETURN = 475.0
+from bench.peer_protocol import SOLVED_RETURN
 
 
 def fastdqn_command() -> list[str]:
