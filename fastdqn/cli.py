@@ -21,12 +21,13 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec  # noqa: E402
 
 import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from fastdqn.cli_config import (  # noqa: E402
     build_config,
     config_source_options,
+    console,
+    err_console,
     field_docs,
     keyword,
     train_options,
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     pass
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="fastdqn: fast DQN on Gymnasium vector envs.")
-console = Console()
-err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -21,7 +21,9 @@ from rich.console import Console
 from fastdqn import config as config_module
 from fastdqn.config import SHAPE_FIELDS, Config, ConfigError, preset
 
+console = Console()
 err_console = Console(stderr=True)
+"""The CLI's two consoles, shared by cli.py and cli_train.py (one width and theme for every command)."""
 
 # Option names that differ from the field names (the short forms users type).
 FLAG_NAMES = {"env_id": ["--env", "--env-id"], "out_dir": ["--out", "--out-dir"]}

@@ -9,16 +9,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 
-from fastdqn.cli_config import build_config, build_configs, option_values
+from fastdqn.cli_config import build_config, build_configs, console, option_values
 from fastdqn.config import Config, ConfigError
 
 if TYPE_CHECKING:
     from fastdqn.run_state import RunResult
-
-console = Console()
 
 
 def train_from_cli(
