@@ -161,6 +161,11 @@ def option_values(name: str, value: Any) -> list[Any]:
             except ValueError:
                 kind = "an integer" if hint is int else "a number"
                 raise ConfigError(f"--{name.replace('_', '-')} {part!r} is not {kind}") from None
+        elif hint is bool:
+            truth = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
+            if part.lower() not in truth:
+                raise ConfigError(f"{name}={part!r} is not true or false; write {name}=true or {name}=false")
+            parsed.append(truth[part.lower()])
         elif hint == (str | None) and part.lower() == "none":
             parsed.append(None)
         else:

@@ -60,3 +60,15 @@ def test_device_auto_picks_cpu_without_cuda() -> None:
     assert resolve_device("auto").type == "cpu"
     with pytest.raises(ConfigError, match="CUDA is not available"):
         resolve_device("cuda:1")
+
+
+def test_option_values_read_booleans_written_as_text() -> None:
+    """`--variant "double_dqn=false"` (bench/sweep.py) and other text values reach a bool field as a bool, a grid too."""
+    from fastdqn.cli_config import option_values
+
+    assert option_values("double_dqn", "false") == [False]
+    assert option_values("double_dqn", "True,off") == [True, False]
+    assert option_values("double_dqn", True) == [True]  # a flag's value passes as it is
+    assert Config().replace(double_dqn=option_values("double_dqn", "no")[0]).double_dqn is False
+    with pytest.raises(ConfigError, match=r"double_dqn='maybe' is not true or false; write double_dqn=true"):
+        option_values("double_dqn", "maybe")
