@@ -60,7 +60,9 @@ class FrameCounterEnv(gym.Env[np.ndarray, np.int64]):
 
 class PlainFramesEnv(FrameCounterEnv):
     """`Frames-v0` with the 4-frame stack kept in the env itself, as one array: its whole state is
-    plain data (ints, arrays, numpy generators), as a classic-control env's is."""
+    plain data (ints, arrays, numpy generators), as a classic-control env's is, so it opts in to exact resume."""
+
+    fastdqn_plain_state = True
 
     def __init__(self) -> None:
         super().__init__()

@@ -104,3 +104,24 @@ def test_make_envs_uses_the_envs_own_vector_class_when_it_has_one() -> None:
     envs = make_envs("toyenv:Counter-v0", 2)
     assert isinstance(envs, GymnasiumEnv) and type(envs.envs).__name__ == "SyncVectorEnv"
     envs.close()
+
+
+def test_an_env_of_your_own_opts_in_to_exact_resume_with_fastdqn_plain_state() -> None:
+    """An env class with `fastdqn_plain_state = True` is saved and restored as a classic-control env is; one without is not."""
+    import framestack_env  # noqa: F401  (registers the envs)
+
+    from fastdqn.envs.gymnasium import restore_envs, snapshot_envs
+
+    assert snapshot_envs(make_envs("framestack_env:Frames-v0", 2, mode="sync").envs) is None  # no opt-in: fresh episodes on resume
+    envs = make_envs("framestack_env:PlainFrames-v0", 2, mode="sync")
+    assert isinstance(envs, GymnasiumEnv)
+    envs.reset(seed=3)
+    actions = torch.tensor([1, 0])
+    for _ in range(5):
+        envs.step(actions)
+    saved = snapshot_envs(envs.envs)
+    assert saved is not None
+    ahead = [envs.step(actions).next_obs.clone() for _ in range(7)]  # crosses an episode end (TRUNCATE_AT)
+    restore_envs(envs.envs, saved)
+    again = [envs.step(actions).next_obs.clone() for _ in range(7)]
+    assert all(torch.equal(a, b) for a, b in zip(ahead, again, strict=True))

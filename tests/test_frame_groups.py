@@ -77,13 +77,8 @@ def test_prioritized_members_with_frame_storage_follow_their_single_runs(tmp_pat
         torch.testing.assert_close(member.agent.online.data, single.agent.online.data, rtol=0, atol=1e-4)
 
 
-def test_an_interrupted_frame_storage_group_resumes_to_the_uninterrupted_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import framestack_env
-
-    # Checkpoints hold the state of classic-control envs only, whose state is plain data; this
-    # env's is too, so it may be saved like theirs: then the resumed envs go on where they were.
-    monkeypatch.setattr(framestack_env.PlainFramesEnv, "__module__", "gymnasium.envs.classic_control.plain_frames")
-
+def test_an_interrupted_frame_storage_group_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    # PlainFrames-v0 opts in to exact resume (`fastdqn_plain_state`): the resumed envs go on where they were.
     def members(name: str) -> list[Config]:
         base = pixels(
             tmp_path,

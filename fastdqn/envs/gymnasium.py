@@ -110,14 +110,26 @@ def _apply(obj: object, state: dict[str, Any]) -> None:
             setattr(obj, name, value)
 
 
+PLAIN_STATE_FLAG = "fastdqn_plain_state"
+"""A class attribute by which an env of your own opts in to exact resume: set `fastdqn_plain_state = True`
+on an env whose whole state is its plain attributes (numbers, strings, numpy arrays, numpy generators),
+as a classic-control env's is; fastdqn then saves and restores it like theirs."""
+
+
+def has_plain_state(env: object) -> bool:
+    """Whether `env`'s plain attributes are its whole state: Gymnasium's classic-control envs, and envs that opt in."""
+    kind = type(env)
+    return kind.__module__.startswith("gymnasium.envs.classic_control") or getattr(kind, PLAIN_STATE_FLAG, False) is True
+
+
 def _layers(envs: VectorEnv) -> list[object] | None:
     """The objects whose plain attributes are the whole env state, or None where that is not known."""
-    if type(envs).__module__.startswith("gymnasium.envs.classic_control"):
+    if has_plain_state(envs):
         return [envs]  # the vectorized classic-control envs keep everything in numpy arrays
     if isinstance(envs, gym.vector.SyncVectorEnv):
         layers: list[object] = [envs]
         for env in envs.envs:
-            if not type(env.unwrapped).__module__.startswith("gymnasium.envs.classic_control"):
+            if not has_plain_state(env.unwrapped):
                 return None
             while isinstance(env, gym.Wrapper):
                 layers.append(env)
@@ -128,10 +140,11 @@ def _layers(envs: VectorEnv) -> list[object] | None:
 
 
 def snapshot_envs(envs: VectorEnv) -> list[dict[str, Any]] | None:
-    """The exact state of a vector env of classic-control envs (CartPole, Acrobot, MountainCar...).
+    """The exact state of a vector env of classic-control envs (CartPole, Acrobot, MountainCar...) or of
+    envs that opt in (`PLAIN_STATE_FLAG`).
 
-    Other envs (Box2D, MuJoCo, Atari, async vector envs, your own) return None: their state is not
-    plain data fastdqn can read, so a resumed run resets them with a fresh seed instead.
+    Other envs (Box2D, MuJoCo, Atari, async vector envs, your own unless they opt in) return None: their
+    state is not plain data fastdqn can read, so a resumed run resets them with a fresh seed instead.
     """
     layers = _layers(envs)
     return None if layers is None else [_capture(layer) for layer in layers]
