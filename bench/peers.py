@@ -1,6 +1,6 @@
 """Time to solve CartPole-v1: fastdqn against three peers in one run, interleaved by seed.
 
-    python bench/peers.py [--seeds 10] [--peer-seeds 3] [--cleanrl-python P --cleanrl CHECKOUT] [--tianshou-python P]
+    python bench/peers.py [--seeds 10] [--peer-seeds 3] [--cleanrl-python P --cleanrl CHECKOUT] [--tianshou-python P] [--no-sb3]
 
 Every run is one whole process timed from start to exit (imports included), solved at its first
 greedy evaluation whose mean over 20 episodes reaches 475, checked every 1,000 env steps:
@@ -102,11 +102,14 @@ def main() -> None:
     parser.add_argument("--cleanrl-python", default=None, help="interpreter of a venv with CleanRL's dependencies (bench/peers.md)")
     parser.add_argument("--cleanrl", type=Path, default=None, help="a checkout of the CleanRL repository")
     parser.add_argument("--tianshou-python", default=None, help="interpreter of a venv with tianshou 2.x")
+    parser.add_argument("--no-sb3", action="store_true", help="leave SB3 out (with no other peer given: fastdqn alone)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     left_out: dict[str, str] = {}
     tools = ["fastdqn"]
-    if (why := sb3_missing_reason()) is None:
+    if args.no_sb3:
+        left_out["SB3 + rl-zoo"] = "--no-sb3 given"
+    elif (why := sb3_missing_reason()) is None:
         tools.append("SB3 + rl-zoo")
     else:
         left_out["SB3 + rl-zoo"] = why

@@ -259,3 +259,12 @@ def test_update_floor_counts_the_flops_an_update_runs(double_dqn: bool, explicit
     with FlopCounterMode(display=False) as counter:
         agent.update(batch)
     assert counter.get_total_flops() == 2 * update_macs(cfg, 3, 2)
+
+
+def test_peers_report_runs_fastdqn_alone_and_says_who_was_left_out() -> None:
+    """`bench/peers.py --no-sb3` with no other peer: fastdqn's row, no ratio to a missing peer, and why each peer is absent."""
+    from bench.peers import report
+
+    text = report({"fastdqn": [{"process_wall_s": 5.0, "solved_env_steps": 3_000}]}, {"SB3 + rl-zoo": "--no-sb3 given"})
+    assert "| fastdqn | 1 | 1 | 5.00 | 3,000 | 5.0 |" in text
+    assert "lowest peer median" not in text and "- SB3 + rl-zoo left out: --no-sb3 given" in text
