@@ -97,6 +97,9 @@ lunarlander | all)
   # sweep-20261204-055053: a faster start, Adam 2e-3 decayed to 1e-4: final 145.3, 2/10, 3 of 5 fell back, best 188.1
   # (no run hovered, but fewer reached 200 and more fell back than at 1e-3 -> 1e-4), 64.9 s/seed
   sweep --preset lunarlander --seeds 1-10 --variant "learning_rate=2e-3 learning_rate_end=1e-4"
+  # sweep-20261204-093215: twice the updates (2 per vector step) with 1e-3 -> 1e-4: 9 of 10 reached 200 but 6 fell
+  # back: final 161.1, 3/10, best 216.6, 112.3 s/seed; reaching the line is not what is missing, keeping it is
+  sweep --preset lunarlander --seeds 1-10 --variant "gradient_steps=2 learning_rate_end=1e-4"
   ;;&
 mountaincar | all)
   # sweep-20261203-222238: the zoo's settings as SB3 runs them (one env, 8 updates every 16 steps), shipped
@@ -117,5 +120,10 @@ mountaincar | all)
 acrobot | all)
   # the shipped preset over seeds 1-10 (suite-20261203-211405 ran it through bench/suite.py)
   sweep --preset acrobot --seeds 1-10
+  # sweep-20261204-091306, for best.pt (target -76.6; shipped -80.6): the zoo's 2x256 and Adam 6.3e-4 at twice the
+  # updates: best -78.2 [-79.7, -75.7], final -80.2, 9/10, 99.6 s/seed; 2 updates per vector step with Adam 1e-3 -> 1e-4:
+  # best -82.2, final -82.0, 10/10, 48.5 s/seed
+  sweep --preset acrobot --seeds 1-10 --variant "hidden_dim=256 gradient_steps=2 learning_rate=6.3e-4" \
+    --variant "gradient_steps=2 learning_rate_end=1e-4"
   ;;
 esac
