@@ -44,6 +44,28 @@ def env_step(backend: str, num_envs: int, device: str) -> Any:
 
 
 SIZES = (*PROFILE.native_envs, *PROFILE.cuda_native_envs)
+CROSSOVER_SIZES = (1, 4, 16, 64)
+"""Env counts around `fastdqn.envs.AUTO_TORCH_MIN_ENVS`: where `--env-backend auto` switches to the native env."""
+
+
+def classic_env_step(env_id: str, backend: str, num_envs: int) -> Any:
+    """One vector step of `env_id` through `make_envs` on the cpu (either backend), cycling 16 action sets."""
+    envs = make_envs(env_id, num_envs, backend=backend, device="cpu")
+    envs.reset(seed=0)
+    n_actions = envs.spaces.n_actions
+    actions = [torch.randint(0, n_actions, (num_envs,), generator=torch.Generator().manual_seed(i)) for i in range(16)]
+    count = iter(range(10**12))
+    return lambda: envs.step(actions[next(count) % 16])
+
+
+@pytest.mark.parametrize("num_envs", CROSSOVER_SIZES)
+@pytest.mark.parametrize("backend", ["gymnasium", "torch"])
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1", "MountainCar-v0"])
+def bench_env_step_crossover(benchmark: Any, env_id: str, backend: str, num_envs: int) -> None:
+    """Each native env against Gymnasium's at small counts on the cpu: the crossover `auto` uses."""
+    time_micro(
+        benchmark, classic_env_step(env_id, backend, num_envs), iterations=5, num_envs=num_envs, what=f"{env_id} vector step, {backend}"
+    )
 
 
 def skip_unless_sized_for(device: str, backend: str, num_envs: int) -> None:

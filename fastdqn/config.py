@@ -42,7 +42,8 @@ class Config:
     """Environments stepped together in one vector env."""
     env_backend: EnvBackend = "gymnasium"
     """`torch` runs CartPole-v1, Acrobot-v1 and MountainCar-v0 as tensors on the training device;
-    `gymnasium` steps Gymnasium's numpy envs; `auto` picks torch for those ids from 256 envs up."""
+    `gymnasium` steps Gymnasium's numpy envs; `auto` picks torch where its step is the faster one: CartPole-v1 from
+    256 envs, Acrobot-v1 from 16, MountainCar-v0 from 4 (`fastdqn.envs.AUTO_TORCH_MIN_ENVS`)."""
     vectorization_mode: VectorizationMode = "auto"
     """Gymnasium backend: `auto` uses the env's own vectorized class where it has one, else `sync`."""
     seed: int = 1

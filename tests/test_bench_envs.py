@@ -24,6 +24,25 @@ def test_bench_env_step_runs_tiny(backend: str) -> None:
     assert benchmark.calls == 1 and benchmark.extra_info["num_envs"] == 16
 
 
+@pytest.mark.parametrize("backend", ["gymnasium", "torch"])
+@pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0"])
+def test_bench_env_step_crossover_runs_each_classic_env(env_id: str, backend: str) -> None:
+    benchmark = OneCall()
+    bench_envs.bench_env_step_crossover(benchmark, env_id, backend, 4)
+    assert benchmark.calls == 1 and benchmark.extra_info["num_envs"] == 4
+
+
+def test_auto_backend_switches_at_each_envs_crossover() -> None:
+    """`--env-backend auto`: native from AUTO_TORCH_MIN_ENVS[env_id] envs up, Gymnasium below it and for every other id."""
+    from fastdqn.envs import AUTO_TORCH_MIN_ENVS, NATIVE_ENVS, resolve_backend
+
+    assert set(AUTO_TORCH_MIN_ENVS) == set(NATIVE_ENVS)
+    assert [resolve_backend("Acrobot-v1", n, "auto") for n in (4, 15, 16)] == ["gymnasium", "gymnasium", "torch"]
+    assert [resolve_backend("MountainCar-v0", n, "auto") for n in (1, 4)] == ["gymnasium", "torch"]
+    assert [resolve_backend("CartPole-v1", n, "auto") for n in (16, 256)] == ["gymnasium", "torch"]
+    assert resolve_backend("LunarLander-v3", 4096, "auto") == "gymnasium"
+
+
 @pytest.mark.parametrize("backend", bench_envs.BACKENDS)
 def test_bench_collect_backend_runs_tiny(backend: str, tmp_path: Path) -> None:
     benchmark = OneCall()

@@ -2,7 +2,7 @@
 
 `make_envs` is the entry point. `backend="torch"` runs CartPole-v1, Acrobot-v1 and MountainCar-v0
 as batched tensors on the training device (classic.py); `backend="gymnasium"` wraps any Gymnasium
-vector env (gymnasium.py); `auto` picks torch for those ids from `AUTO_TORCH_MIN_ENVS` envs up.
+vector env (gymnasium.py); `auto` picks torch for those ids from `AUTO_TORCH_MIN_ENVS[env_id]` envs up.
 """
 
 from __future__ import annotations
@@ -33,14 +33,17 @@ __all__ = [
     "valid_rows",
 ]
 
-AUTO_TORCH_MIN_ENVS = 256
-"""`--env-backend auto` runs a native env from this many envs up (bench/bench_envs.py measures the crossover)."""
+AUTO_TORCH_MIN_ENVS: dict[str, int] = {"CartPole-v1": 256, "Acrobot-v1": 16, "MountainCar-v0": 4}
+"""`--env-backend auto` runs an id's native env from this many envs up: where its step overtakes
+Gymnasium's (`bench_env_step_crossover` in bench/bench_envs.py, CPU, one thread). Gymnasium's CartPole
+is numpy-vectorized and keeps up with the native one at any count on a CPU; its Acrobot and
+MountainCar step each env in Python, so their cost grows with N while a native step's barely does."""
 
 
 def resolve_backend(env_id: str, num_envs: int, backend: str) -> str:
     """`torch` or `gymnasium` for `backend` in auto / torch / gymnasium; torch for an id with no native env is an error."""
     if backend == "auto":
-        return "torch" if env_id in NATIVE_ENVS and num_envs >= AUTO_TORCH_MIN_ENVS else "gymnasium"
+        return "torch" if env_id in NATIVE_ENVS and num_envs >= AUTO_TORCH_MIN_ENVS[env_id] else "gymnasium"
     if backend == "torch" and env_id not in NATIVE_ENVS:
         raise EnvError(
             f"--env-backend torch has no native {env_id}; it runs {', '.join(NATIVE_ENVS)} (use --env-backend gymnasium for others)"
