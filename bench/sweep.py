@@ -5,7 +5,7 @@
 
 Every run goes to its preset's budget (no early stop). Afterwards each run's `best.pt` (the policy
 `fastdqn eval RUN` picks) and `final.pt` (the one it ended with) get 20 fresh greedy episodes each
-(seed 12345, as `fastdqn eval`), and per value the table gives the IQM over seeds of both with a
+(seed 12345, as `fastdqn eval`) in Gymnasium's env, also for runs that trained on a native one, and per value the table gives the IQM over seeds of both with a
 95% bootstrap interval, how many final policies reach the env's solve line, how many runs that
 reached it in training fell back below it by their end, and the wall per seed. Values of an option
 that changes tensor shapes (hidden_dim, batch_size, ...) train as one group each, the others as one
@@ -82,6 +82,7 @@ def run_grid(
                     cfg.env_id,
                     EVAL_EPISODES,
                     EVAL_SEED,
+                    backend="gymnasium",  # the reference env, as SB3's policies are evaluated, whatever the run trained on
                 )
                 row[f"{policy}_eval"] = sum(returns) / len(returns)
             history = [value for _, value in result.eval_history]
