@@ -100,6 +100,8 @@ lunarlander | all)
   # sweep-20261204-093215: twice the updates (2 per vector step) with 1e-3 -> 1e-4: 9 of 10 reached 200 but 6 fell
   # back: final 161.1, 3/10, best 216.6, 112.3 s/seed; reaching the line is not what is missing, keeping it is
   sweep --preset lunarlander --seeds 1-10 --variant "gradient_steps=2 learning_rate_end=1e-4"
+  # sweep-20261204-100746: fresh seeds 11-20: shipped 3/10, 1e-3 -> 1e-4 1/10 (its 5/10 on seeds 1-10 did not hold)
+  sweep --preset lunarlander --seeds 11-20 --variant "gradient_steps=1" --variant "learning_rate_end=1e-4"
   ;;&
 mountaincar | all)
   # sweep-20261203-222238: the zoo's settings as SB3 runs them (one env, 8 updates every 16 steps), shipped
@@ -116,6 +118,11 @@ mountaincar | all)
   # 36k instead of 24k (final -168.2, 0/10, best -143.2): both learn later; 41.5 and 54.9 s/seed
   sweep --preset mountaincar --seeds 1-10 --variant "hidden_dim=128 learning_rate_end=0" \
     --variant "hidden_dim=128 learning_rate_end=4e-4 epsilon_decay_steps=36000"
+  # sweep-20261204-093834: Double DQN on the native env, with and without Adam decayed to 4e-4: 5/10 each
+  sweep --preset mountaincar --seeds 1-10 --variant "env_backend=torch double_dqn=true" \
+    --variant "env_backend=torch double_dqn=true learning_rate_end=4e-4"
+  # sweep-20261204-102332: evaluations every 2,000 env steps (shipped): training unchanged, best.pt -100.8 (was -103.0)
+  sweep --preset mountaincar --seeds 1-10 --variant "eval_every_steps=2000"
   ;;&
 acrobot | all)
   # the shipped preset over seeds 1-10 (suite-20261203-211405 ran it through bench/suite.py)
@@ -125,5 +132,15 @@ acrobot | all)
   # best -82.2, final -82.0, 10/10, 48.5 s/seed
   sweep --preset acrobot --seeds 1-10 --variant "hidden_dim=256 gradient_steps=2 learning_rate=6.3e-4" \
     --variant "gradient_steps=2 learning_rate_end=1e-4"
+  # sweep-20261204-094232 (side by side) and -100340 (seeds 11-20): 16 native envs with 4 updates per vector step
+  # (the same replay ratio) learn as 4 Gymnasium envs did at 0.54x the wall per seed; shipped (with eval every 2,000)
+  # as the preset, with env_backend = "auto"; sweep-20261204-100603: batch 64 on top collapses 6 of 10 runs
+  sweep --preset acrobot --seeds 1-10 --variant "gradient_steps=1" --variant "num_envs=16 gradient_steps=4 env_backend=torch" \
+    --variant "num_envs=16 gradient_steps=4 env_backend=torch eval_every_steps=2000"
+  sweep --preset acrobot --seeds 11-20 --variant "gradient_steps=1" \
+    --variant "num_envs=16 gradient_steps=4 env_backend=torch eval_every_steps=2000"
+  sweep --preset acrobot --seeds 1-10 --variant "num_envs=16 gradient_steps=4 env_backend=torch eval_every_steps=2000 batch_size=64"
+  # sweep-20261204-101441: the shipped preset (as above, evaluated in Gymnasium's env): best -81.5, final -81.8, 10/10
+  sweep --preset acrobot --seeds 1-10
   ;;
 esac
