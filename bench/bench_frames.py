@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ import torch
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stats import median_seconds
 from fastdqn.buffer import ReplayBuffer
 from fastdqn.frames import FrameStorage, frame_replay_buffer
 
@@ -99,18 +99,6 @@ def extend_fn(buffer: ReplayBuffer, steps: Iterator[dict[str, torch.Tensor]], de
         _sync(device)
 
     return extend
-
-
-def median_seconds(fn: Callable[[], object], repeats: int = 7, inner: int = 20) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
 
 
 def rss_bytes() -> int:

@@ -1,10 +1,26 @@
-"""Aggregates over seeds as rliable reports them: the interquartile mean and a 95% bootstrap interval."""
+"""Aggregates over seeds as rliable reports them (the interquartile mean and a 95% bootstrap interval),
+and the median time of a call for the bench scripts that time without pytest-benchmark."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import statistics
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 7, inner: int = 20, warmup: int = 3) -> float:
+    """Seconds per call of `fn`: the median over `repeats` rounds of `inner` calls each, after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
 
 
 def iqm(values: Sequence[float]) -> float:

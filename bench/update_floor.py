@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: make `bench` importable as a package
 
+from bench.stats import median_seconds  # noqa: E402
 from bench.sweep import machine, write_results  # noqa: E402
 from fastdqn import Batch, Config, DQNAgent  # noqa: E402
 from fastdqn.cli_config import build_config  # noqa: E402
@@ -56,18 +55,6 @@ def update_macs(cfg: Config, obs_dim: int, n_actions: int) -> int:
     return (3 if cfg.double_dqn else 2) * forward + backward
 
 
-def median_seconds(fn: Any, calls: int, rounds: int) -> float:
-    for _ in range(max(calls // 4, 10)):  # warm-up
-        fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times)
-
-
 def sb3_walls(suite: Path | None) -> dict[str, float]:
     """env id -> SB3's median wall per seed in `suite` (default: the newest suite result), {} when there is none."""
     files = [suite] if suite is not None else sorted((ROOT / "bench" / "results").glob("suite-*.json"))
@@ -82,7 +69,7 @@ def measure(preset: str, rounds: int) -> dict[str, Any]:
     obs_dim, n_actions = SPACES[cfg.env_id]
     b, h = cfg.batch_size, cfg.hidden_dim
     left, right, out = torch.randn(b, h), torch.randn(h, h), torch.empty(b, h)
-    mm_s = median_seconds(lambda: torch.mm(left, right, out=out), 400, rounds)
+    mm_s = median_seconds(lambda: torch.mm(left, right, out=out), repeats=rounds, inner=400, warmup=100)
     peak_flops = 2 * b * h * h / mm_s
 
     torch.manual_seed(0)
@@ -95,7 +82,7 @@ def measure(preset: str, rounds: int) -> dict[str, Any]:
         torch.randn(b, obs_dim, generator=g),
         torch.rand(b, generator=g) < 0.02,
     )
-    update_s = median_seconds(lambda: agent.update(batch), 200, rounds)
+    update_s = median_seconds(lambda: agent.update(batch), repeats=rounds, inner=200, warmup=50)
     updates, macs = updates_per_run(cfg), update_macs(cfg, obs_dim, n_actions)
     floor_s = 2 * macs / peak_flops
     return {
@@ -132,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         sb3 = walls.get(r["env_id"])
         r["target_s_per_seed"] = None if sb3 is None else 0.25 * sb3
         r["target_s_group_of_10"] = None if sb3 is None else 0.3 * sb3
-        targets = "| - | - | - |" if sb3 is None else f"| {0.25 * sb3:.1f} | {10 * r['floor_s_per_seed']:.0f} | {0.3 * sb3:.1f} |"
+        targets = (
+            "| - | - | - |"
+            if sb3 is None
+            else f"| {r['target_s_per_seed']:.1f} | {10 * r['floor_s_per_seed']:.0f} | {r['target_s_group_of_10']:.1f} |"
+        )
         lines.append(
             f"| {r['preset']} ({r['env_id']}) | {r['network']} | {r['updates_per_run']:,} | {r['mflop_per_update']:.1f} | {r['mm_gflops']:.0f} "
             f"| {r['floor_us_per_update']:.0f} | {r['measured_us_per_update']:.0f} | {r['measured_over_floor']:.2f}x "
