@@ -5,9 +5,10 @@
 
 Every run goes to its preset's budget (no early stop). Afterwards each run's `best.pt` (the policy
 `fastdqn eval RUN` picks) and `final.pt` (the one it ended with) get 20 fresh greedy episodes each
-(seed 12345, as `fastdqn eval`) in Gymnasium's env, also for runs that trained on a native one, and per value the table gives the IQM over seeds of both with a
-95% bootstrap interval, how many final policies reach the env's solve line, how many runs that
-reached it in training fell back below it by their end, and the wall per seed. Values of an option
+(seed 12345, as `fastdqn eval`) in Gymnasium's env, also for runs that trained on a native one, and
+per value the table gives the IQM over seeds of both with a 95% bootstrap interval, how many final
+policies reach the env's solve line, how many runs that reached it in training fell back below it
+by their end, and the wall per seed. Values of an option
 that changes tensor shapes (hidden_dim, batch_size, ...) train as one group each, the others as one
 group for the whole grid. `--variant "A=1 B=2"` (repeatable) sweeps settings of several options
 at once, each variant one row of the table. Writes bench/results/sweep-<date>.md and .json.

@@ -25,6 +25,9 @@ console = Console()
 err_console = Console(stderr=True)
 """The CLI's two consoles, shared by cli.py and cli_train.py (one width and theme for every command)."""
 
+BOOL_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
+"""How a bool field's value may be written as text (`--variant "double_dqn=false"`)."""
+
 # Option names that differ from the field names (the short forms users type).
 FLAG_NAMES = {"env_id": ["--env", "--env-id"], "out_dir": ["--out", "--out-dir"]}
 NOT_OPTIONS = {"extra", "preset"}
@@ -162,10 +165,9 @@ def option_values(name: str, value: Any) -> list[Any]:
                 kind = "an integer" if hint is int else "a number"
                 raise ConfigError(f"--{name.replace('_', '-')} {part!r} is not {kind}") from None
         elif hint is bool:
-            truth = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
-            if part.lower() not in truth:
+            if part.lower() not in BOOL_WORDS:
                 raise ConfigError(f"{name}={part!r} is not true or false; write {name}=true or {name}=false")
-            parsed.append(truth[part.lower()])
+            parsed.append(BOOL_WORDS[part.lower()])
         elif hint == (str | None) and part.lower() == "none":
             parsed.append(None)
         else:
