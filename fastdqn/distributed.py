@@ -180,13 +180,18 @@ class ActorPool:
             if now >= at:
                 del self.retry_ping_at[actor]
                 self._ping(actor)
-        ready, _ = self.ray.wait(list(self.in_flight), num_returns=1, timeout=timeout)
+        requests = list(self.in_flight)  # in the order they were sent
+        ready, _ = self.ray.wait(requests, num_returns=len(requests), timeout=0)
+        if not ready:
+            ready, _ = self.ray.wait(requests, num_returns=1, timeout=timeout)
         self.wait_seconds += time.perf_counter() - now
         if not ready:
             return None
-        actor, generation, kind = self.in_flight.pop(ready[0])
+        # The oldest ready request first: a fast actor's newer chunks never keep a slower (or restarted) one's waiting.
+        ref = min(ready, key=requests.index)
+        actor, generation, kind = self.in_flight.pop(ref)
         try:
-            value = self.ray.get(ready[0])
+            value = self.ray.get(ref)
         except self.ray.exceptions.RayError as error:
             self._failed(actor, generation, kind, error)
             return None
